@@ -1,0 +1,63 @@
+"""`evalsuite` entry point: a typer app whose commands live one per module in this package.
+
+Every command raises `UserError` for input a user can fix; `main()` turns it into one line on
+stderr and exit code 2. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from evalsuite.errors import UserError
+
+app = typer.Typer(
+    name="evalsuite",
+    help="Reproduce Open LLM Leaderboard v2 scores for a merged model and compare it with its parents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+# The registry: command name -> "module:function". Importing lazily keeps `evalsuite --help` fast
+# and lets each command pull in heavy libraries (torch, lm-eval) only when it runs.
+COMMANDS: dict[str, str] = {
+    "run": "evalsuite.cli.run:run",
+    "doctor": "evalsuite.cli.doctor:doctor",
+    "fixtures": "evalsuite.cli.fixtures:app",
+    "score": "evalsuite.cli.score:score",
+    "merge": "evalsuite.cli.merge:merge",
+}
+
+
+def _register() -> None:
+    import importlib
+    import importlib.util
+
+    for name, target in COMMANDS.items():
+        module, func = target.split(":")
+        if importlib.util.find_spec(module) is None:
+            continue  # command not built in this checkout
+        obj = getattr(importlib.import_module(module), func)
+        if isinstance(obj, typer.Typer):
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name)(obj)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    try:
+        app(args=argv, standalone_mode=True)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except SystemExit as exc:  # click's normal exit path
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
