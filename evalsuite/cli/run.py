@@ -1,0 +1,85 @@
+"""`evalsuite run`: evaluate the candidate and its parents on the leaderboard benchmarks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evalsuite.config import load_experiment
+from evalsuite.errors import UserError
+from evalsuite.suite import load_suite
+
+
+def run(
+    all_: bool = typer.Option(False, "--all", help="Run every (model x benchmark) job of the experiment."),
+    config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
+    benchmark: Optional[list[str]] = typer.Option(None, "--benchmark", "-b", help="Only this benchmark (repeatable)."),
+    limit: Optional[int] = typer.Option(None, help="Documents per task (demos, smoke tests)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (CI logs)."),
+) -> None:
+    """Run the experiment through lm-eval with the leaderboard's settings.
+
+    Finished jobs are reused; each job's lm-eval output and the bare `lm_eval` command that
+    reproduces it are stored under the results folder.
+
+    Examples:
+
+      evalsuite run --all --config examples/demo.yaml      # offline demo, tiny models
+
+      evalsuite run --all                                  # the study in ./evalsuite.yaml
+
+      evalsuite run -b bbh -b musr --limit 10              # two benchmarks, 10 docs per task
+    """
+    if not all_ and not benchmark:
+        raise UserError("say what to run: --all, or --benchmark NAME (see evalsuite run --help)")
+    overrides = {}
+    if benchmark:
+        overrides["benchmarks"] = list(benchmark)
+    if limit is not None:
+        overrides["limit"] = limit
+    exp = load_experiment(config, overrides)
+
+    from evalsuite.run.runner import run_experiment
+    from evalsuite.store import Store
+
+    console = Console(stderr=True, quiet=quiet)
+    outcome = run_experiment(exp, console=console, quiet=quiet)
+    store = Store(Path(exp.output.results))
+    out = Console()
+    out.print(raw_table(outcome, store))
+    files = outcome.result_files(store)
+    if files:
+        from evalsuite.score import render_table, score_paths
+
+        out.print(render_table(score_paths(files)))
+    for line in outcome.failed:
+        console.print(f"[red]failed:[/] {line}")
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
+def raw_table(outcome, store) -> Table:
+    """Raw lm-eval metrics (each benchmark's group value, as lm-eval aggregated it)."""
+    suite = load_suite()
+    benches = [b for b in suite.benchmarks if any(b.id in per for per in outcome.done.values())]
+    table = Table(title="Raw lm-eval metrics (group values, not leaderboard-normalized)")
+    table.add_column("model")
+    for b in benches:
+        table.add_column(f"{b.display}\n{b.metrics[0].split(',')[0]}", justify="right")
+    for model, per in outcome.done.items():
+        row = [model]
+        for b in benches:
+            rec = per.get(b.id)
+            if rec is None:
+                row.append("—")
+                continue
+            res = json.loads(store.results_path(rec).read_text())["results"].get(b.group, {})
+            val = res.get(b.metrics[0])
+            row.append(f"{val:.4f}" if isinstance(val, (int, float)) else "—")
+        table.add_row(*row)
+    return table

@@ -1,0 +1,260 @@
+"""The experiment config: one pydantic model, loaded from YAML, the single source of truth.
+
+Errors name the key and the file line (`evalsuite.yaml:12: parents.0.revison: unknown key`).
+Relative paths in the file are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evalsuite.errors import UserError
+from evalsuite.suite import load_suite
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,127}$")
+
+Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """One model of the experiment: exactly one of `hub`, `path`, `recipe`, `fixture`.
+
+    `fixture` names a tiny test model that evalsuite builds itself (`evalsuite fixtures build`)."""
+
+    name: Optional[str] = None
+    hub: Optional[str] = None
+    revision: Optional[str] = None
+    path: Optional[Path] = None
+    recipe: Optional[Path] = None
+    fixture: Optional[Literal["parent_a", "parent_b", "candidate"]] = None
+    dtype: Dtype = "auto"
+    chat_template: bool = False
+    fewshot_as_multiturn: Optional[bool] = None  # default: same as chat_template
+    trust_remote_code: bool = False
+    allow_pickle: bool = False  # load *.bin checkpoints (pickle) — off: safetensors only
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSpec":
+        given = [k for k in ("hub", "path", "recipe", "fixture") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of hub, path, recipe, fixture")
+        if self.hub is not None and not HUB_ID.match(self.hub):
+            raise ValueError(f"hub id {self.hub!r} is not of the form org/name")
+        if self.revision is not None and self.hub is None:
+            raise ValueError("revision only applies to a hub model")
+        if self.name is not None and not SAFE_NAME.match(self.name):
+            raise ValueError(f"name {self.name!r} must be letters, digits, '.', '_' or '-'")
+        if self.fewshot_as_multiturn and not self.chat_template:
+            raise ValueError("fewshot_as_multiturn needs chat_template: true")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.hub:
+            return self.hub.split("/")[-1]
+        if self.fixture:
+            return f"tiny-{self.fixture}"
+        src = self.path if self.path is not None else self.recipe
+        return re.sub(r"[^\w.\-]", "_", Path(str(src)).stem) or "model"
+
+    @property
+    def multiturn(self) -> bool:
+        return self.chat_template if self.fewshot_as_multiturn is None else self.fewshot_as_multiturn
+
+
+class DataSource(_Strict):
+    """Where the six datasets come from: the hub (default) or a local mirror folder laid out like
+    `hf download --repo-type dataset ORG/NAME --local-dir MIRROR/ORG/NAME`."""
+
+    source: Literal["hub", "mirror"] = "hub"
+    mirror: Optional[Path] = None
+
+    @model_validator(mode="after")
+    def _mirror_given(self) -> "DataSource":
+        if self.source == "mirror" and self.mirror is None:
+            raise ValueError("source: mirror needs a mirror folder")
+        if self.source == "hub" and self.mirror is not None:
+            raise ValueError("mirror is only used with source: mirror")
+        return self
+
+
+class Output(_Strict):
+    results: Path = Path("results")
+    reports: Path = Path("reports")
+
+
+class Experiment(_Strict):
+    name: str
+    candidate: ModelSpec
+    parents: list[ModelSpec] = Field(default_factory=list)
+    benchmarks: list[str] = Field(default_factory=lambda: list(load_suite().ids))
+    batch_size: Union[int, Literal["auto"]] = "auto"
+    limit: Optional[int] = None
+    device: str = "auto"
+    offline: bool = False  # set HF_HUB_OFFLINE / HF_DATASETS_OFFLINE for every job
+    data: DataSource = DataSource()
+    output: Output = Output()
+    local_models: dict[str, Path] = Field(default_factory=dict)  # hub id -> local folder
+    source_file: Optional[Path] = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not SAFE_NAME.match(v):
+            raise ValueError(f"experiment name {v!r} must be letters, digits, '.', '_' or '-'")
+        return v
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _benchmarks(cls, v: list[str]) -> list[str]:
+        known = load_suite().ids
+        for b in v:
+            if b not in known:
+                raise ValueError(f"unknown benchmark {b!r} (known: {', '.join(known)})")
+        if not v:
+            raise ValueError("at least one benchmark")
+        if len(set(v)) != len(v):
+            raise ValueError("benchmarks listed twice")
+        return v
+
+    @field_validator("limit")
+    @classmethod
+    def _limit(cls, v: Optional[int]) -> Optional[int]:
+        if v is not None and v <= 0:
+            raise ValueError("limit must be a positive number of documents per task")
+        return v
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, v: Union[int, str]) -> Union[int, str]:
+        if isinstance(v, int) and v <= 0:
+            raise ValueError("batch_size must be positive or 'auto'")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Experiment":
+        names = [m.display_name for m in self.models]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"model names must be unique, {sorted(dup)} repeated (set name:)")
+        for m in self.parents:
+            if m.recipe is not None:
+                raise ValueError("only the candidate may be a mergekit recipe")
+        return self
+
+    @property
+    def models(self) -> list[ModelSpec]:
+        return [self.candidate, *self.parents]
+
+    @property
+    def use_mirror(self) -> bool:
+        return self.data.source == "mirror"
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def _line_map(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
+    """Map each key path (as pydantic writes `loc`) to its 1-based line in the YAML file."""
+    lines: dict[tuple, int] = {prefix: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = prefix + (key.value,)
+            lines[path] = key.start_mark.line + 1
+            lines.update({k: v for k, v in _line_map(value, path).items() if k != path})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_map(item, prefix + (i,)))
+    return lines
+
+
+def _resolve_paths(data: dict, base: Path) -> dict:
+    """Make relative paths relative to the config file's folder."""
+
+    def fix(p):
+        if isinstance(p, str) and not Path(p).expanduser().is_absolute():
+            return str((base / p).resolve())
+        return str(Path(p).expanduser()) if isinstance(p, str) else p
+
+    for m in [data.get("candidate"), *(data.get("parents") or [])]:
+        if isinstance(m, dict):
+            for k in ("path", "recipe"):
+                if k in m:
+                    m[k] = fix(m[k])
+    if isinstance(data.get("data"), dict) and "mirror" in data["data"]:
+        data["data"]["mirror"] = fix(data["data"]["mirror"])
+    if isinstance(data.get("output"), dict):
+        for k in ("results", "reports"):
+            if k in data["output"]:
+                data["output"][k] = fix(data["output"][k])
+    else:
+        data["output"] = {"results": str(base / "results"), "reports": str(base / "reports")}
+    if isinstance(data.get("local_models"), dict):
+        data["local_models"] = {k: fix(v) for k, v in data["local_models"].items()}
+    return data
+
+
+def load_experiment(path: Union[str, Path], overrides: Optional[dict] = None) -> Experiment:
+    """Read, validate and check an experiment file. Raises UserError naming key and line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read config ({exc.strerror})") from exc
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the config must be a mapping of keys")
+    lines = _line_map(node) if node is not None else {}
+    data = _resolve_paths(dict(data), path.resolve().parent)
+    data.update(overrides or {})
+    try:
+        exp = Experiment.model_validate({**data, "source_file": str(path.resolve())})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+        key = ".".join(str(x) for x in loc) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        where = f"{path}:{line}" if line else str(path)
+        raise UserError(f"{where}: {key}: {msg}") from None
+    check_files(exp, lines, path)
+    return exp
+
+
+def check_files(exp: Experiment, lines: dict[tuple, int], path: Path) -> None:
+    """Files named in the config must exist (hub models are checked when they are resolved)."""
+
+    def where(*loc) -> str:
+        return f"{path}:{lines[loc]}" if loc in lines else str(path)
+
+    for role, i, m in [("candidate", None, exp.candidate), *[("parents", i, p) for i, p in enumerate(exp.parents)]]:
+        loc = (role,) if i is None else (role, i)
+        if m.path is not None and not Path(m.path).is_dir():
+            raise UserError(f"{where(*loc, 'path')}: {'.'.join(map(str, loc))}.path: model folder {m.path} does not exist")
+        if m.recipe is not None and not Path(m.recipe).is_file():
+            raise UserError(f"{where(*loc, 'recipe')}: {'.'.join(map(str, loc))}.recipe: recipe file {m.recipe} does not exist")
+    if exp.data.mirror is not None and not Path(exp.data.mirror).is_dir():
+        raise UserError(f"{where('data', 'mirror')}: data.mirror: folder {exp.data.mirror} does not exist")
+    for hub_id, folder in exp.local_models.items():
+        if not Path(folder).is_dir():
+            raise UserError(f"{where('local_models', hub_id)}: local_models.{hub_id}: folder {folder} does not exist")

@@ -1,0 +1,134 @@
+"""Environment checks for an experiment: each check says ok / warn / fail, and how to fix a failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel
+
+from evalsuite.config import Experiment
+
+REQUIRED = {"lm_eval": "0.4.13", "mergekit": "0.1.5"}
+PACKAGES = ["torch", "transformers", "accelerate", "datasets", "lm_eval", "mergekit", "langdetect", "math-verify", "nltk"]
+
+
+class Check(BaseModel):
+    name: str
+    status: Literal["ok", "warn", "fail"]
+    detail: str
+    fix: str = ""
+
+
+def _packages() -> list[Check]:
+    out = []
+    for pkg in PACKAGES:
+        try:
+            v = version(pkg)
+        except PackageNotFoundError:
+            out.append(Check(name=f"package {pkg}", status="fail", detail="not installed", fix="pip install -e . (after torch)"))
+            continue
+        want = REQUIRED.get(pkg)
+        if want and v != want:
+            out.append(Check(name=f"package {pkg}", status="warn", detail=f"{v} (tested with {want})", fix=f"pip install {pkg}=={want}"))
+        else:
+            out.append(Check(name=f"package {pkg}", status="ok", detail=v))
+    return out
+
+
+def _device(exp: Experiment) -> Check:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if exp.device.startswith("cuda") and not cuda:
+        return Check(name="torch device", status="fail", detail=f"config asks for {exp.device}, torch {torch.__version__} sees no GPU", fix="set device: cpu, or install a CUDA build of torch")
+    detail = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else f"cpu only (torch {torch.__version__})"
+    return Check(name="torch device", status="ok", detail=detail)
+
+
+def _offline(exp: Experiment) -> Check:
+    names = ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"]
+    set_ = {n: os.environ.get(n) for n in names if os.environ.get(n)}
+    if exp.offline or exp.use_mirror:
+        return Check(name="offline variables", status="ok", detail="evalsuite sets HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 for every job")
+    if set_:
+        return Check(name="offline variables", status="warn", detail=f"{set_} but the config reads from the hub", fix="set offline: true or unset them")
+    return Check(name="offline variables", status="ok", detail="online (hub)")
+
+
+def _data(exp: Experiment) -> list[Check]:
+    from evalsuite import data
+
+    out = []
+    for b in exp.benchmarks:
+        repo = data.HUB_DATASETS[b]
+        if exp.use_mirror:
+            problems = data.mirror_problems(Path(exp.data.mirror), [b])
+            if problems:
+                out.append(Check(name=f"data {b}", status="fail", detail=problems[0], fix=f"hf download --repo-type dataset {repo} --local-dir {Path(exp.data.mirror) / repo}"))
+            else:
+                out.append(Check(name=f"data {b}", status="ok", detail=f"mirror {Path(exp.data.mirror) / repo}"))
+        else:
+            out.append(_hub_dataset(b, repo, exp.offline))
+    return out
+
+
+def _hub_dataset(bench: str, repo: str, offline: bool) -> Check:
+    from huggingface_hub import HfApi, get_token
+
+    gated = bench == "gpqa"
+    if offline or os.environ.get("HF_HUB_OFFLINE") == "1":
+        return Check(name=f"data {bench}", status="warn", detail=f"{repo}: offline, relying on the datasets cache", fix="use a local mirror (data: {source: mirror})")
+    try:
+        HfApi().dataset_info(repo, timeout=10)
+    except Exception as exc:  # network, auth, gated
+        fix = "accept the dataset's terms on the hub and `hf auth login`" if gated else "check network access to the hub, or use a local mirror"
+        return Check(name=f"data {bench}", status="fail", detail=f"{repo}: {str(exc).splitlines()[0][:100]}", fix=fix)
+    if gated and not get_token():
+        return Check(name=f"data {bench}", status="fail", detail=f"{repo} is gated and no HF token is set", fix="accept the terms on the hub and `hf auth login`")
+    return Check(name=f"data {bench}", status="ok", detail=f"{repo} reachable")
+
+
+def _nltk(exp: Experiment) -> Optional[Check]:
+    if "ifeval" not in exp.benchmarks:
+        return None
+    from evalsuite.nltk_data import punkt_status
+
+    data_dir = Path(exp.output.results) / "nltk_data"
+    st = punkt_status(data_dir)
+    if st.kind in {"nltk", "installed_package"}:
+        return Check(name="NLTK punkt_tab", status="ok", detail=f"{st.kind}: {st.detail}")
+    if st.kind == "standin":
+        return Check(name="NLTK punkt_tab", status="warn", detail=f"only a stand-in: {st.detail}; IFEval scores may differ", fix="python -m nltk.downloader punkt_tab (needs network)")
+    return Check(name="NLTK punkt_tab", status="warn", detail=f"missing: {st.detail}; `evalsuite run` installs it before IFEval", fix="python -m nltk.downloader punkt_tab")
+
+
+def _disk(exp: Experiment) -> Check:
+    """Free disk where merged models and results go, against the models' sizes on disk."""
+    results = Path(exp.output.results)
+    probe = results if results.exists() else results.parent
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = 0
+    for m in exp.models:
+        folder = m.path or (exp.local_models.get(m.hub) if m.hub else None)
+        if folder and Path(folder).is_dir():
+            need += sum(p.stat().st_size for p in Path(folder).rglob("*.safetensors"))
+    if exp.candidate.recipe is not None:  # the merge writes about one parent's size
+        need += max((sum(p.stat().st_size for p in Path(f).rglob("*.safetensors")) for f in exp.local_models.values()), default=0)
+    gib = 1024**3
+    status = "ok" if free > need * 1.1 else "fail"
+    return Check(name="free disk", status=status, detail=f"{free / gib:.1f} GiB free at {probe}; local models need ~{need / gib:.1f} GiB", fix="" if status == "ok" else "free space or move output.results")
+
+
+def run_checks(exp: Experiment) -> list[Check]:
+    checks = _packages() + [_device(exp), _offline(exp)] + _data(exp)
+    nltk = _nltk(exp)
+    if nltk:
+        checks.append(nltk)
+    checks.append(_disk(exp))
+    return checks

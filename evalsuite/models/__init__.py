@@ -1,0 +1,1 @@
+"""Model stages: load (hub id, folder, fixture) and merge (mergekit recipe)."""

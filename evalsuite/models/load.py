@@ -1,0 +1,170 @@
+"""Turn a `ModelSpec` into a `ModelRef`: what lm-eval is given (`pretrained=`, `revision=`) plus a
+content identity. Nothing downstream knows how a model was obtained, only its identity.
+
+- hub id: resolved through the Hugging Face cache (or `local_models` mapping); the revision is
+  pinned to a commit sha; identity `hub:ORG/NAME@SHA`.
+- local folder: identity `sha256:...` over the files that change numbers (weights, config,
+  tokenizer); hashes are cached per (path, size, mtime) so a 9B folder is hashed once.
+- fixture: a tiny model evalsuite builds itself (offline demo, tests).
+- recipe: built by the merge stage; identity `merge:<fingerprint>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel
+
+from evalsuite.config import Experiment, ModelSpec
+from evalsuite.errors import UserError
+
+IGNORED_FILES = {"README.md", ".gitattributes", "merge_plan.json", "evalsuite_merge.json", "fixture.json"}
+
+
+class ModelRef(BaseModel):
+    name: str
+    role: Literal["candidate", "parent"]
+    pretrained: str
+    revision: Optional[str] = None
+    identity: str
+    dtype: str
+    device: str
+    chat_template: bool = False
+    multiturn: bool = False
+    trust_remote_code: bool = False
+    local_path: Optional[Path] = None
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+def check_weights(folder: Path, allow_pickle: bool, what: str) -> None:
+    """Only safetensors load by default; pickle checkpoints (*.bin, *.pt) need allow_pickle."""
+    names = {p.name for p in folder.iterdir()}
+    if not (folder / "config.json").is_file():
+        raise UserError(f"{what}: {folder} has no config.json (not a transformers model folder)")
+    if any(n.endswith(".safetensors") for n in names):
+        return
+    if any(n.endswith((".bin", ".pt", ".pth")) for n in names):
+        if allow_pickle:
+            return
+        raise UserError(f"{what}: {folder} has only pickle weights (*.bin); set allow_pickle: true to load them")
+    raise UserError(f"{what}: {folder} has no *.safetensors weight files")
+
+
+def _hash_cache_path() -> Path:
+    root = Path(os.environ.get("EVALSUITE_CACHE", Path.home() / ".cache" / "evalsuite"))
+    return root / "content_hashes.json"
+
+
+def folder_identity(folder: Path) -> str:
+    """sha256 over (relative name, file hash) of every file that can change a number."""
+    folder = folder.resolve()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in IGNORED_FILES and ".cache" not in p.parts)
+    cache_file = _hash_cache_path()
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    outer = hashlib.sha256()
+    dirty = False
+    for p in files:
+        st = p.stat()
+        key = f"{p}:{st.st_size}:{st.st_mtime_ns}"
+        digest = cache.get(key)
+        if digest is None:
+            h = hashlib.sha256()
+            with p.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+            digest = cache[key] = h.hexdigest()
+            dirty = True
+        outer.update(f"{p.relative_to(folder).as_posix()}\0{digest}\n".encode())
+    if dirty:
+        from evalsuite.store import atomic_write_text
+
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache_file, json.dumps(cache, indent=0, sort_keys=True))
+    return "sha256:" + outer.hexdigest()
+
+
+def hub_snapshot(repo_id: str, revision: Optional[str], offline: bool) -> tuple[Optional[Path], Optional[str]]:
+    """(snapshot folder in the HF cache or None, commit sha or None)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        path = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+        return path, path.name
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        pass
+    if offline:
+        rev = f"@{revision}" if revision else ""
+        raise UserError(
+            f"model {repo_id}{rev} is not in the Hugging Face cache ({os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}) "
+            "and the run is offline: download it first or map it with local_models:"
+        )
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi().model_info(repo_id, revision=revision)
+    except Exception as exc:  # network, auth, not found: all user-fixable
+        raise UserError(f"model {repo_id}: cannot resolve on the hub: {str(exc).splitlines()[0]}") from exc
+    return None, info.sha
+
+
+def resolve_model(spec: ModelSpec, exp: Experiment, role: str, *, merged: Optional[tuple[Path, str]] = None) -> ModelRef:
+    """Resolve one model of the experiment. `merged` = (folder, fingerprint) for a recipe candidate."""
+    device = resolve_device(exp.device)
+    common = dict(
+        name=spec.display_name,
+        role=role,
+        dtype=resolve_dtype(spec.dtype, device),
+        device=device,
+        chat_template=spec.chat_template,
+        multiturn=spec.multiturn,
+        trust_remote_code=spec.trust_remote_code,
+    )
+    what = f"{role} {spec.display_name}"
+    if spec.recipe is not None:
+        if merged is None:
+            raise UserError(f"{what}: recipe {spec.recipe} has not been merged")
+        folder, fingerprint = merged
+        return ModelRef(pretrained=str(folder), identity=f"merge:{fingerprint}", local_path=folder, **common)
+    if spec.fixture is not None:
+        from evalsuite.fixtures.tiny import build_demo_models
+
+        folder = build_demo_models(fixtures_root(exp))[spec.fixture]
+        return ModelRef(pretrained=str(folder), identity=folder_identity(folder), local_path=folder, **common)
+    if spec.path is not None or (spec.hub and spec.hub in exp.local_models):
+        folder = Path(spec.path if spec.path is not None else exp.local_models[spec.hub]).resolve()
+        check_weights(folder, spec.allow_pickle, what)
+        return ModelRef(pretrained=str(folder), identity=folder_identity(folder), local_path=folder, **common)
+    snapshot, sha = hub_snapshot(spec.hub, spec.revision, offline=exp.offline or _env_offline())
+    if snapshot is not None:
+        check_weights(snapshot, spec.allow_pickle, what)
+    return ModelRef(pretrained=spec.hub, revision=sha, identity=f"hub:{spec.hub}@{sha}", local_path=snapshot, **common)
+
+
+def fixtures_root(exp: Experiment) -> Path:
+    """Tiny fixture models live in a cache beside the results folder (rebuilt if missing)."""
+    return Path(exp.output.results).resolve().parent / ".cache" / "evalsuite" / "fixtures"
+
+
+def _env_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}

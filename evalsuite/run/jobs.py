@@ -1,0 +1,138 @@
+"""Jobs: one (model x benchmark) evaluation, its identity, and the lm-eval command that runs it.
+
+A job id is a hash of everything that can change a number: the model's content identity, the
+lm-eval version, the content of the installed leaderboard task files (and any override files), the
+data identity, and the settings (dtype, device type, chat template, few-shot-as-multiturn, batch
+size, limit, seeds). Paths and log levels stay out, so the same job in two experiments, or two
+results folders, has the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional, Union
+
+from pydantic import BaseModel
+
+from evalsuite.models.load import ModelRef
+
+SEEDS = "0,1234,1234,1234"  # lm-eval's defaults (random, numpy, torch, fewshot), made explicit
+
+
+class JobSettings(BaseModel):
+    batch_size: Union[int, str]
+    limit: Optional[int] = None
+    offline: bool = False
+
+
+class Job(BaseModel):
+    model: ModelRef
+    benchmark: str  # suite id, e.g. "bbh"
+    task: str  # lm-eval group/task name, e.g. "leaderboard_bbh"
+    settings: JobSettings
+    data_id: str
+    include_path: Optional[Path] = None
+    nltk_data: Optional[Path] = None
+
+    @property
+    def identity(self) -> dict:
+        return {
+            "model": self.model.identity,
+            "task": self.task,
+            "lm_eval": lm_eval_version(),
+            "task_files": task_files_hash(),  # overrides only repoint data: covered by "data"
+            "data": self.data_id,
+            "dtype": self.model.dtype,
+            "device": self.model.device.split(":")[0],
+            "chat_template": self.model.chat_template,
+            "fewshot_as_multiturn": self.model.multiturn,
+            "batch_size": self.settings.batch_size,
+            "limit": self.settings.limit,
+            "seeds": SEEDS,
+        }
+
+    @property
+    def job_id(self) -> str:
+        blob = json.dumps(self.identity, sort_keys=True).encode()
+        return f"{self.model.name}--{self.benchmark}--{hashlib.sha256(blob).hexdigest()[:16]}"
+
+    # -- the command -------------------------------------------------------------------------
+    def model_args(self) -> str:
+        m = self.model
+        parts = [f"pretrained={m.pretrained}"]
+        if m.revision:
+            parts.append(f"revision={m.revision}")
+        parts.append(f"dtype={m.dtype}")
+        if m.trust_remote_code:
+            parts.append("trust_remote_code=True")
+        return ",".join(parts)
+
+    def lm_eval_args(self, output_path: Union[Path, str]) -> list[str]:
+        """Arguments after `lm_eval`, exactly the leaderboard's settings plus sample logging."""
+        args = [
+            "run",
+            "--model", "hf",
+            "--model_args", self.model_args(),
+            "--tasks", self.task,
+            "--batch_size", str(self.settings.batch_size),
+            "--device", self.model.device,
+            "--seed", SEEDS,
+            "--log_samples",
+            "--output_path", str(output_path),
+        ]
+        if self.model.chat_template:
+            args.append("--apply_chat_template")
+        if self.model.multiturn:
+            args.append("--fewshot_as_multiturn")
+        if self.settings.limit is not None:
+            args += ["--limit", str(self.settings.limit)]
+        if self.include_path is not None:
+            args += ["--include_path", str(self.include_path)]
+        return args
+
+    def env(self) -> dict[str, str]:
+        """Environment variables evalsuite sets for the job (recorded with the command)."""
+        env = {"TOKENIZERS_PARALLELISM": "false"}
+        if self.settings.offline:
+            env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+        if self.nltk_data is not None:
+            env["NLTK_DATA"] = str(self.nltk_data)
+        return env
+
+    def shell_script(self) -> str:
+        """A runnable script with the bare lm_eval command that reproduces this job."""
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env().items()))
+        cmd = shlex.join(["lm_eval", *self.lm_eval_args("OUTPUT_PATH")]).replace("OUTPUT_PATH", '"${1:-./lm_eval_rerun}"')
+        return (
+            "#!/bin/sh\n"
+            f"# Reproduces evalsuite job {self.job_id}: {self.model.name} on {self.task}.\n"
+            "# Usage: sh command.sh [OUTPUT_DIR]   (lm-eval writes results_*.json under OUTPUT_DIR)\n"
+            f"# Model identity: {self.model.identity}\n"
+            "set -e\n"
+            f"export {env}\n"
+            f"exec {cmd}\n"
+        )
+
+
+@lru_cache(maxsize=1)
+def lm_eval_version() -> str:
+    from importlib.metadata import version
+
+    return version("lm_eval")
+
+
+@lru_cache(maxsize=1)
+def task_files_hash() -> str:
+    """Content hash of the installed lm-eval leaderboard task files (YAML and Python hooks)."""
+    import lm_eval
+
+    root = Path(lm_eval.__file__).parent / "tasks" / "leaderboard"
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in {".yaml", ".py", ""} and "__pycache__" not in p.parts:
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]

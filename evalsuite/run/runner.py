@@ -1,0 +1,161 @@
+"""Run an experiment: resolve (or merge) the models, expand (model x benchmark) jobs, skip the
+finished ones, execute the rest through lm-eval, record which job served which cell.
+
+Everything that can fail on bad input (config, mirror, models) is checked before anything is
+written under the results folder.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from evalsuite.config import Experiment
+from evalsuite.errors import UserError
+from evalsuite.models.load import ModelRef, resolve_model
+from evalsuite.run.jobs import Job, JobSettings
+from evalsuite.run.local import JobFailed, run_job
+from evalsuite.store import ExperimentRecord, JobRecord, Store
+from evalsuite.suite import load_suite
+
+
+class RunOutcome(BaseModel):
+    experiment: str
+    models: list[ModelRef]
+    done: dict[str, dict[str, JobRecord]]  # model -> benchmark -> record
+    reused: int = 0
+    failed: list[str] = []  # one line per failed job, with its log path
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def result_files(self, store: Store) -> list[Path]:
+        return [store.results_path(r) for per in self.done.values() for r in per.values()]
+
+
+def check_data(exp: Experiment) -> str:
+    """The data identity; a broken mirror is a UserError raised before anything is written."""
+    from evalsuite import data
+
+    if not exp.use_mirror:
+        return "hub"
+    mirror = Path(exp.data.mirror)
+    problems = data.mirror_problems(mirror, exp.benchmarks)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"data.mirror {mirror}: {problems[0]}{more}")
+    return data.data_identity(mirror, exp.benchmarks)
+
+
+def resolve_models(exp: Experiment, store: Store, console: Console) -> list[ModelRef]:
+    refs: list[ModelRef] = []
+    merged = None
+    if exp.candidate.recipe is not None:
+        from evalsuite.models.merge import build_merge
+
+        local = dict(exp.local_models)
+        local.update({f"evalsuite-fixtures/{name}": p for name, p in _fixture_map(exp).items()})
+        revisions = {m.hub: m.revision for m in exp.parents if m.hub and m.revision}
+        out = store.root / "merged" / exp.candidate.display_name
+        result = build_merge(Path(exp.candidate.recipe), out, local_models=local, revisions=revisions)
+        console.print(f"[bold]merge[/] {exp.candidate.display_name}: {'reused' if result.reused else 'built'} {result.path}")
+        merged = (Path(result.path), result.fingerprint)
+    refs.append(resolve_model(exp.candidate, exp, "candidate", merged=merged))
+    refs += [resolve_model(p, exp, "parent") for p in exp.parents]
+    return refs
+
+
+def _fixture_map(exp: Experiment) -> dict[str, Path]:
+    """Tiny fixture models named in the experiment (as parents), so demo recipes can refer to them."""
+    if not any(m.fixture for m in exp.parents):
+        return {}
+    from evalsuite.fixtures.tiny import build_demo_models
+    from evalsuite.models.load import fixtures_root
+
+    return build_demo_models(fixtures_root(exp))
+
+
+def plan_jobs(exp: Experiment, refs: list[ModelRef], data_id: str, include_path: Optional[Path], nltk_dir: Optional[Path]) -> list[Job]:
+    suite = load_suite()
+    settings = JobSettings(batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror)
+    return [
+        Job(
+            model=ref,
+            benchmark=b,
+            task=suite.get(b).group,
+            settings=settings,
+            data_id=data_id,
+            include_path=include_path,
+            nltk_data=nltk_dir if b == "ifeval" else None,
+        )
+        for ref in refs
+        for b in exp.benchmarks
+    ]
+
+
+def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet: bool = False) -> RunOutcome:
+    console = console or Console(stderr=True, quiet=quiet)
+    store = Store(Path(exp.output.results))
+    data_id = check_data(exp)
+    refs = resolve_models(exp, store, console)
+
+    include_path = None
+    if exp.use_mirror:
+        from evalsuite import data
+
+        include_path = store.tasks_dir(data_id)
+        if not include_path.is_dir():
+            include_path.parent.mkdir(parents=True, exist_ok=True)
+            data.write_task_overrides(Path(exp.data.mirror), load_suite().ids, include_path)
+    nltk_dir = None
+    if "ifeval" in exp.benchmarks:
+        from evalsuite.nltk_data import ensure_punkt_tab
+
+        nltk_dir = store.root / "nltk_data"
+        status = ensure_punkt_tab(nltk_dir, offline=exp.offline or exp.use_mirror)
+        if status.kind in {"standin", "missing"}:
+            console.print(f"[yellow]warning:[/] NLTK punkt_tab: {status.detail} — IFEval scores may differ from the leaderboard's")
+
+    jobs = plan_jobs(exp, refs, data_id, include_path, nltk_dir)
+    outcome = RunOutcome(experiment=exp.name, models=refs, done={r.name: {} for r in refs})
+    pending = []
+    for job in jobs:
+        rec = store.finished_job(job.job_id)
+        if rec is not None:
+            outcome.done[job.model.name][job.benchmark] = rec
+            outcome.reused += 1
+        else:
+            pending.append(job)
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False, disable=quiet) as progress:
+        overall = progress.add_task(f"{exp.name}: {len(pending)} jobs to run, {outcome.reused} reused", total=len(jobs), completed=outcome.reused)
+        current = progress.add_task("", total=None, visible=False)
+        for job in pending:
+            label = f"{job.model.name} · {job.benchmark}"
+            progress.update(current, description=label, visible=True)
+            try:
+                rec = run_job(job, store, on_output=lambda line, label=label: progress.update(current, description=f"{label} │ {line[:70]}"))
+                outcome.done[job.model.name][job.benchmark] = rec
+            except JobFailed as exc:
+                outcome.failed.append(str(exc))
+                progress.console.print(f"[red]failed:[/] {exc}")
+            progress.advance(overall)
+        progress.update(current, visible=False)
+
+    store.write_experiment(
+        ExperimentRecord(
+            experiment=exp.name,
+            config_file=str(exp.source_file) if exp.source_file else None,
+            finished=time.time(),
+            models=[r.model_dump(mode="json") for r in refs],
+            jobs={m: {b: r.job_id for b, r in per.items()} for m, per in outcome.done.items()},
+        )
+    )
+    return outcome

@@ -1,0 +1,167 @@
+"""The results folder: the only module that decides where things live under `results/`.
+
+Layout (everything a run writes appears atomically):
+
+    results/
+      jobs/<job_id>/           one finished (model x benchmark) job; the folder appears only when
+        job.json               complete — job.json is its completion record
+        command.sh             the bare `lm_eval` command (and environment) that reproduces it
+        lm_eval.log            what lm-eval printed
+        output/...             lm-eval's own results_*.json and samples_*.jsonl, untouched
+      jobs/.tmp-<job_id>-<pid>/  a job in progress (removed or replaced on the next run)
+      cache/<job_id>/          lm-eval's request cache for that job (lets an interrupted job resume)
+      tasks/<data_id>/         generated lm-eval task overrides for a local dataset mirror
+      experiments/<name>.json  the last run of an experiment: which job served which model x benchmark
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+
+from evalsuite.errors import UserError
+
+SCHEMA_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder + os.replace: readers see old or new, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class JobRecord(BaseModel):
+    """Completion record of one job, written last into the job folder."""
+
+    schema_version: int = SCHEMA_VERSION
+    status: Literal["ok"] = "ok"
+    job_id: str
+    model: str
+    role: str
+    benchmark: str
+    task: str
+    identity: dict
+    command: list[str]
+    env: dict[str, str]
+    results_file: str  # relative to the job folder
+    samples_files: list[str]
+    started: float
+    finished: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.finished - self.started
+
+
+class ExperimentRecord(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    experiment: str
+    config_file: Optional[str] = None
+    finished: float
+    models: list[dict]  # ModelRef dumps, candidate first
+    jobs: dict[str, dict[str, str]] = Field(default_factory=dict)  # model -> benchmark -> job_id
+
+
+class Store:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- paths
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def cache_prefix(self, job_id: str) -> Path:
+        d = self.root / "cache" / job_id
+        d.mkdir(parents=True, exist_ok=True)
+        return d / "requests"
+
+    def tasks_dir(self, data_id: str) -> Path:
+        return self.root / "tasks" / data_id.replace(":", "-")
+
+    def experiment_file(self, name: str) -> Path:
+        return self.root / "experiments" / f"{name}.json"
+
+    # -- jobs
+    def new_job_dir(self, job_id: str) -> Path:
+        """A fresh temp folder for a job in progress (stale ones of dead runs are removed)."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.jobs_dir.glob(f".tmp-{job_id}-*"):
+            pid = stale.name.rsplit("-", 1)[-1]
+            if not _pid_alive(pid):
+                shutil.rmtree(stale, ignore_errors=True)
+        tmp = self.jobs_dir / f".tmp-{job_id}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        return tmp
+
+    def commit_job(self, tmp: Path, record: JobRecord) -> Path:
+        """Write the completion record, then rename the folder into place (atomic)."""
+        atomic_write_text(tmp / "job.json", record.model_dump_json(indent=2))
+        final = self.job_dir(record.job_id)
+        if final.exists():  # a corrupt leftover: keep it aside rather than delete user data
+            final.rename(final.with_name(f".stale-{record.job_id}-{os.getpid()}"))
+        os.replace(tmp, final)
+        return final
+
+    def finished_job(self, job_id: str) -> Optional[JobRecord]:
+        """The record of a finished job, or None if absent or damaged (then it is recomputed)."""
+        folder = self.job_dir(job_id)
+        try:
+            rec = JobRecord.model_validate_json((folder / "job.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if rec.job_id != job_id or not (folder / rec.results_file).is_file():
+            return None
+        try:
+            json.loads((folder / rec.results_file).read_text())
+        except (OSError, ValueError):
+            return None
+        return rec
+
+    def results_path(self, rec: JobRecord) -> Path:
+        return self.job_dir(rec.job_id) / rec.results_file
+
+    # -- experiments
+    def write_experiment(self, rec: ExperimentRecord) -> Path:
+        path = self.experiment_file(rec.experiment)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, rec.model_dump_json(indent=2))
+        return path
+
+    def read_experiment(self, name: str) -> ExperimentRecord:
+        path = self.experiment_file(name)
+        try:
+            return ExperimentRecord.model_validate_json(path.read_text())
+        except OSError as exc:
+            raise UserError(f"{path}: no finished run of experiment {name!r} (run `evalsuite run --all` first)") from exc
+        except ValueError as exc:
+            raise UserError(f"{path}: damaged experiment record: {str(exc).splitlines()[0]}") from exc
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,131 @@
+"""Job identity and the lm-eval command; hub ids resolved through an HF cache laid out here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from evalsuite.config import Experiment, ModelSpec
+from evalsuite.errors import UserError
+from evalsuite.models.load import ModelRef, folder_identity, resolve_model
+from evalsuite.run.jobs import Job, JobSettings
+
+
+def ref(**kw) -> ModelRef:
+    base = dict(name="m", role="parent", pretrained="/models/m", identity="sha256:abc", dtype="float32", device="cpu")
+    base.update(kw)
+    return ModelRef(**base)
+
+
+def job(**kw) -> Job:
+    base = dict(model=ref(), benchmark="bbh", task="leaderboard_bbh", settings=JobSettings(batch_size=8), data_id="hub")
+    base.update(kw)
+    return Job(**base)
+
+
+def test_job_id_ignores_paths_but_not_settings():
+    a = job()
+    assert a.job_id == job(model=ref(pretrained="/elsewhere/m")).job_id  # a path cannot change a number
+    assert a.job_id == job(include_path=Path("/x/tasks"), nltk_data=Path("/y")).job_id
+    changed = [
+        job(model=ref(identity="sha256:other")),
+        job(model=ref(dtype="bfloat16")),
+        job(model=ref(chat_template=True, multiturn=True)),
+        job(model=ref(device="cuda:0")),
+        job(settings=JobSettings(batch_size="auto")),
+        job(settings=JobSettings(batch_size=8, limit=5)),
+        job(data_id="sha256:mirror"),
+        job(benchmark="musr", task="leaderboard_musr"),
+    ]
+    ids = {a.job_id, *(j.job_id for j in changed)}
+    assert len(ids) == len(changed) + 1
+
+
+def test_command_has_leaderboard_settings():
+    j = job(model=ref(chat_template=True, multiturn=True, pretrained="org/name", revision="a" * 40, dtype="bfloat16"),
+            settings=JobSettings(batch_size="auto", limit=3, offline=True), include_path=Path("/t"))
+    args = j.lm_eval_args("/out")
+    s = " ".join(args)
+    assert args[0] == "run"
+    assert f"--model_args pretrained=org/name,revision={'a' * 40},dtype=bfloat16" in s
+    assert "--tasks leaderboard_bbh" in s and "--batch_size auto" in s and "--log_samples" in s
+    assert "--apply_chat_template" in args and "--fewshot_as_multiturn" in args
+    assert "--seed 0,1234,1234,1234" in s and "--limit 3" in s and "--include_path /t" in s
+    assert "trust_remote_code" not in s
+    script = j.shell_script()
+    assert "export HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1" in script
+    assert '--output_path "${1:-./lm_eval_rerun}"' in script
+    plain = job().lm_eval_args("/o")
+    assert "--apply_chat_template" not in plain and "--fewshot_as_multiturn" not in plain
+
+
+def _fake_hub_cache(cache: Path, repo: str, sha: str, files: dict[str, bytes]) -> Path:
+    """Lay out a Hugging Face hub cache entry by hand: blobs, snapshot links, refs/main."""
+    root = cache / ("models--" + repo.replace("/", "--"))
+    snap = root / "snapshots" / sha
+    snap.mkdir(parents=True)
+    (root / "blobs").mkdir()
+    for name, data in files.items():
+        import hashlib
+
+        blob = root / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snap / name).symlink_to(Path("../../blobs") / blob.name)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(sha)
+    return snap
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def test_hub_id_resolves_through_cache_with_pinned_revision(hub_cache, tmp_path):
+    sha = "1234567890abcdef1234567890abcdef12345678"
+    _fake_hub_cache(hub_cache, "org/tiny", sha, {"config.json": b"{}", "model.safetensors": b"x"})
+    exp = Experiment(name="t", candidate=ModelSpec(hub="org/tiny"), output={"results": str(tmp_path / "r")})
+    r = resolve_model(exp.candidate, exp, "candidate")
+    assert (r.pretrained, r.revision, r.identity) == ("org/tiny", sha, f"hub:org/tiny@{sha}")
+    pinned = resolve_model(ModelSpec(hub="org/tiny", revision=sha), exp, "candidate")
+    assert pinned.revision == sha
+    with pytest.raises(UserError, match="not in the Hugging Face cache"):
+        resolve_model(ModelSpec(hub="org/absent"), exp, "candidate")
+
+
+def test_pickle_weights_refused_unless_allowed(tmp_path):
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text("{}")
+    (m / "pytorch_model.bin").write_bytes(b"pickle")
+    exp = Experiment(name="t", candidate=ModelSpec(path=m), output={"results": str(tmp_path / "r")})
+    with pytest.raises(UserError, match="only pickle weights"):
+        resolve_model(exp.candidate, exp, "candidate")
+    ok = resolve_model(ModelSpec(path=m, allow_pickle=True), exp, "candidate")
+    assert ok.identity.startswith("sha256:")
+
+
+def test_folder_identity_follows_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALSUITE_CACHE", str(tmp_path / "cache"))
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text(json.dumps({"a": 1}))
+    (m / "model.safetensors").write_bytes(b"weights")
+    first = folder_identity(m)
+    (m / "README.md").write_text("docs do not change numbers")
+    assert folder_identity(m) == first
+    copy = tmp_path / "copy"
+    shutil.copytree(m, copy)
+    assert folder_identity(copy) == first  # identity is content, not location
+    (m / "model.safetensors").write_bytes(b"weightz")
+    assert folder_identity(m) != first
