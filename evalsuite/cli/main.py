@@ -29,6 +29,12 @@ COMMANDS: dict[str, str] = {
     "fixtures": "evalsuite.cli.fixtures:app",
     "score": "evalsuite.cli.score:score",
     "merge": "evalsuite.cli.merge:merge",
+    "compare": "evalsuite.cli.compare:compare",
+    "report": "evalsuite.cli.report:report",
+    "view": "evalsuite.cli.view:view",
+    "history": "evalsuite.cli.history:history",
+    "baseline": "evalsuite.cli.baseline:app",
+    "regress": "evalsuite.cli.regress:regress",
 }
 
 
