@@ -90,6 +90,32 @@ class DataSource(_Strict):
         return self
 
 
+class Backend(_Strict):
+    """How lm-eval runs the model. `hf` (default): transformers; `vllm`: lm-eval's vllm model
+    (CUDA only, its own environment: `pip install -e '.[vllm]'` on a GPU machine)."""
+
+    name: Literal["hf", "vllm"] = "hf"
+    # hf: data parallel over N GPUs with `accelerate launch` (one process per GPU), or one process
+    # sharding a model too big for one GPU over all visible GPUs (parallelize=True).
+    num_processes: int = Field(default=1, ge=1)
+    parallelize: bool = False
+    # vllm
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    data_parallel_size: int = Field(default=1, ge=1)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    max_model_len: Optional[int] = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Backend":
+        if self.name == "hf" and (self.tensor_parallel_size > 1 or self.data_parallel_size > 1):
+            raise ValueError("tensor_parallel_size / data_parallel_size are vllm settings (hf: num_processes, parallelize)")
+        if self.name == "vllm" and (self.num_processes > 1 or self.parallelize):
+            raise ValueError("num_processes / parallelize are hf settings (vllm: tensor_parallel_size, data_parallel_size)")
+        if self.num_processes > 1 and self.parallelize:
+            raise ValueError("choose data parallel (num_processes) or model sharding (parallelize), not both")
+        return self
+
+
 class Output(_Strict):
     results: Path = Path("results")
     reports: Path = Path("reports")
@@ -104,6 +130,7 @@ class Experiment(_Strict):
     limit: Optional[int] = None
     device: str = "auto"
     offline: bool = False  # set HF_HUB_OFFLINE / HF_DATASETS_OFFLINE for every job
+    backend: Backend = Backend()
     data: DataSource = DataSource()
     output: Output = Output()
     local_models: dict[str, Path] = Field(default_factory=dict)  # hub id -> local folder

@@ -129,3 +129,48 @@ def test_folder_identity_follows_content(tmp_path, monkeypatch):
     assert folder_identity(copy) == first  # identity is content, not location
     (m / "model.safetensors").write_bytes(b"weightz")
     assert folder_identity(m) != first
+
+
+def test_vllm_backend_arguments():
+    from evalsuite.config import Backend
+
+    b = Backend(name="vllm", tensor_parallel_size=2, data_parallel_size=4, gpu_memory_utilization=0.8, max_model_len=4096)
+    j = job(settings=JobSettings(batch_size="auto", backend=b), model=ref(pretrained="org/m", revision="f" * 40, dtype="bfloat16"))
+    args = j.lm_eval_args("/o")
+    assert args[args.index("--model") + 1] == "vllm"
+    assert args[args.index("--model_args") + 1] == (
+        f"pretrained=org/m,revision={'f' * 40},dtype=bfloat16,tensor_parallel_size=2,"
+        "data_parallel_size=4,gpu_memory_utilization=0.8,max_model_len=4096"
+    )
+    assert "--device" not in args and j.launcher() == ["lm_eval"]
+    assert j.job_id != job(model=ref(pretrained="org/m", revision="f" * 40, dtype="bfloat16")).job_id
+    # memory headroom cannot change a number: same job
+    b2 = b.model_copy(update={"gpu_memory_utilization": 0.5})
+    assert j.job_id == job(settings=JobSettings(batch_size="auto", backend=b2), model=j.model).job_id
+
+
+def test_hf_data_parallel_uses_accelerate_launch_and_sharding_uses_parallelize():
+    from evalsuite.config import Backend
+
+    dp = job(settings=JobSettings(batch_size=8, backend=Backend(num_processes=4)))
+    assert dp.launcher() == ["accelerate", "launch", "--multi_gpu", "--num_processes", "4", "-m", "lm_eval"]
+    assert "--device" not in dp.lm_eval_args("/o")  # accelerate places one process per GPU
+    assert "exec accelerate launch --multi_gpu --num_processes 4 -m lm_eval run --model hf" in dp.shell_script()
+    shard = job(settings=JobSettings(batch_size=8, backend=Backend(parallelize=True)))
+    assert shard.model_args().endswith(",parallelize=True") and shard.launcher() == ["lm_eval"]
+    assert len({job().job_id, dp.job_id, shard.job_id}) == 3
+
+
+@pytest.mark.parametrize("bad", [
+    {"name": "hf", "tensor_parallel_size": 2},
+    {"name": "vllm", "num_processes": 2},
+    {"num_processes": 2, "parallelize": True},
+    {"name": "vllm", "gpu_memory_utilization": 1.5},
+])
+def test_backend_validation(bad):
+    from pydantic import ValidationError
+
+    from evalsuite.config import Backend
+
+    with pytest.raises(ValidationError):
+        Backend(**bad)

@@ -18,6 +18,7 @@ from typing import Optional, Union
 
 from pydantic import BaseModel
 
+from evalsuite.config import Backend
 from evalsuite.models.load import ModelRef
 
 SEEDS = "0,1234,1234,1234"  # lm-eval's defaults (random, numpy, torch, fewshot), made explicit
@@ -27,6 +28,7 @@ class JobSettings(BaseModel):
     batch_size: Union[int, str]
     limit: Optional[int] = None
     offline: bool = False
+    backend: Backend = Backend()
 
 
 class Job(BaseModel):
@@ -53,7 +55,15 @@ class Job(BaseModel):
             "batch_size": self.settings.batch_size,
             "limit": self.settings.limit,
             "seeds": SEEDS,
+            "backend": self._backend_identity(),
         }
+
+    def _backend_identity(self) -> Union[str, dict]:
+        b = self.settings.backend
+        if b.name == "hf" and b.num_processes == 1 and not b.parallelize:
+            return "hf"  # the plain case keeps short, stable ids
+        keep = {"hf": ("num_processes", "parallelize"), "vllm": ("tensor_parallel_size", "data_parallel_size", "max_model_len")}
+        return {"name": b.name, **{k: getattr(b, k) for k in keep[b.name]}}
 
     @property
     def job_id(self) -> str:
@@ -62,24 +72,42 @@ class Job(BaseModel):
 
     # -- the command -------------------------------------------------------------------------
     def model_args(self) -> str:
-        m = self.model
+        m, b = self.model, self.settings.backend
         parts = [f"pretrained={m.pretrained}"]
         if m.revision:
             parts.append(f"revision={m.revision}")
         parts.append(f"dtype={m.dtype}")
         if m.trust_remote_code:
             parts.append("trust_remote_code=True")
+        if b.name == "hf" and b.parallelize:
+            parts.append("parallelize=True")
+        if b.name == "vllm":
+            parts += [
+                f"tensor_parallel_size={b.tensor_parallel_size}",
+                f"data_parallel_size={b.data_parallel_size}",
+                f"gpu_memory_utilization={b.gpu_memory_utilization}",
+            ]
+            if b.max_model_len:
+                parts.append(f"max_model_len={b.max_model_len}")
         return ",".join(parts)
+
+    def launcher(self) -> list[str]:
+        """The program before lm-eval's arguments: `lm_eval`, or `accelerate launch` for hf data
+        parallel over several GPUs (one process per GPU, as lm-eval documents)."""
+        b = self.settings.backend
+        if b.name == "hf" and b.num_processes > 1:
+            return ["accelerate", "launch", "--multi_gpu", "--num_processes", str(b.num_processes), "-m", "lm_eval"]
+        return ["lm_eval"]
 
     def lm_eval_args(self, output_path: Union[Path, str]) -> list[str]:
         """Arguments after `lm_eval`, exactly the leaderboard's settings plus sample logging."""
         args = [
             "run",
-            "--model", "hf",
+            "--model", self.settings.backend.name,
             "--model_args", self.model_args(),
             "--tasks", self.task,
             "--batch_size", str(self.settings.batch_size),
-            "--device", self.model.device,
+            *(["--device", self.model.device] if self.settings.backend.name == "hf" and self.settings.backend.num_processes == 1 else []),
             "--seed", SEEDS,
             "--log_samples",
             "--output_path", str(output_path),
@@ -106,7 +134,7 @@ class Job(BaseModel):
     def shell_script(self) -> str:
         """A runnable script with the bare lm_eval command that reproduces this job."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env().items()))
-        cmd = shlex.join(["lm_eval", *self.lm_eval_args("OUTPUT_PATH")]).replace("OUTPUT_PATH", '"${1:-./lm_eval_rerun}"')
+        cmd = shlex.join([*self.launcher(), *self.lm_eval_args("OUTPUT_PATH")]).replace("OUTPUT_PATH", '"${1:-./lm_eval_rerun}"')
         return (
             "#!/bin/sh\n"
             f"# Reproduces evalsuite job {self.job_id}: {self.model.name} on {self.task}.\n"

@@ -26,10 +26,12 @@ class JobFailed(Exception):
         self.returncode = returncode
 
 
-def lm_eval_executable() -> list[str]:
-    """The `lm_eval` of this Python environment (falls back to `python -m lm_eval`)."""
-    exe = Path(sys.executable).parent / "lm_eval"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "lm_eval"]
+def resolve_launcher(launcher: list[str]) -> list[str]:
+    """Use this Python environment's `lm_eval` / `accelerate` (falls back to `python -m`)."""
+    exe = Path(sys.executable).parent / launcher[0]
+    if exe.exists():
+        return [str(exe), *launcher[1:]]
+    return [sys.executable, "-m", launcher[0], *launcher[1:]]
 
 
 def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] = None) -> JobRecord:
@@ -37,7 +39,7 @@ def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] =
     tmp = store.new_job_dir(job.job_id)
     (tmp / "command.sh").write_text(job.shell_script())
     out = tmp / "output"
-    argv = [*lm_eval_executable(), *job.lm_eval_args(out), "--use_cache", str(store.cache_prefix(job.job_id))]
+    argv = [*resolve_launcher(job.launcher()), *job.lm_eval_args(out), "--use_cache", str(store.cache_prefix(job.job_id))]
     env = {**os.environ, **job.env(), "PYTHONUNBUFFERED": "1"}
     log_path = tmp / "lm_eval.log"
     started = time.time()
@@ -68,7 +70,7 @@ def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] =
         benchmark=job.benchmark,
         task=job.task,
         identity=job.identity,
-        command=["lm_eval", *job.lm_eval_args("OUTPUT_PATH")],
+        command=[*job.launcher(), *job.lm_eval_args("OUTPUT_PATH")],
         env=job.env(),
         results_file=results[0].relative_to(tmp).as_posix(),
         samples_files=sorted(p.relative_to(tmp).as_posix() for p in out.rglob("samples_*.jsonl")),

@@ -83,7 +83,7 @@ def _fixture_map(exp: Experiment) -> dict[str, Path]:
 
 def plan_jobs(exp: Experiment, refs: list[ModelRef], data_id: str, include_path: Optional[Path], nltk_dir: Optional[Path]) -> list[Job]:
     suite = load_suite()
-    settings = JobSettings(batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror)
+    settings = JobSettings(batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, backend=exp.backend)
     return [
         Job(
             model=ref,
