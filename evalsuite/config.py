@@ -116,6 +116,15 @@ class Backend(_Strict):
         return self
 
 
+class ExecutorConfig(_Strict):
+    """Where jobs run; cannot change a number, so it is not part of a job's identity."""
+
+    name: Literal["local", "ray"] = "local"
+    ray_address: Optional[str] = None  # None: start a local Ray cluster; "auto" or HOST:PORT: join one
+    num_gpus: float = Field(default=0, ge=0)  # GPUs each Ray task asks for (0 on CPU)
+    max_retries: int = Field(default=1, ge=0)
+
+
 class Output(_Strict):
     results: Path = Path("results")
     reports: Path = Path("reports")
@@ -131,6 +140,7 @@ class Experiment(_Strict):
     device: str = "auto"
     offline: bool = False  # set HF_HUB_OFFLINE / HF_DATASETS_OFFLINE for every job
     backend: Backend = Backend()
+    executor: ExecutorConfig = ExecutorConfig()
     data: DataSource = DataSource()
     output: Output = Output()
     local_models: dict[str, Path] = Field(default_factory=dict)  # hub id -> local folder
@@ -251,7 +261,11 @@ def load_experiment(path: Union[str, Path], overrides: Optional[dict] = None) ->
         raise UserError(f"{path}: the config must be a mapping of keys")
     lines = _line_map(node) if node is not None else {}
     data = _resolve_paths(dict(data), path.resolve().parent)
-    data.update(overrides or {})
+    for key, value in (overrides or {}).items():  # CLI overrides; mappings merge one level deep
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
     try:
         exp = Experiment.model_validate({**data, "source_file": str(path.resolve())})
     except ValidationError as exc:

@@ -20,6 +20,8 @@ def run(
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
     benchmark: Optional[list[str]] = typer.Option(None, "--benchmark", "-b", help="Only this benchmark (repeatable)."),
     limit: Optional[int] = typer.Option(None, help="Documents per task (demos, smoke tests)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local (default: one lm_eval process per job) or ray."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join a Ray cluster: auto or HOST:PORT (default: start a local one)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (CI logs)."),
 ) -> None:
     """Run the experiment through lm-eval with the leaderboard's settings.
@@ -34,6 +36,8 @@ def run(
       evalsuite run --all                                  # the study in ./evalsuite.yaml
 
       evalsuite run -b bbh -b musr --limit 10              # two benchmarks, 10 docs per task
+
+      evalsuite run --all --executor ray --ray-address auto   # spread jobs over a Ray cluster
     """
     if not all_ and not benchmark:
         raise UserError("say what to run: --all, or --benchmark NAME (see evalsuite run --help)")
@@ -42,6 +46,8 @@ def run(
         overrides["benchmarks"] = list(benchmark)
     if limit is not None:
         overrides["limit"] = limit
+    if executor is not None or ray_address is not None:
+        overrides["executor"] = {"name": executor or "ray", **({"ray_address": ray_address} if ray_address else {})}
     exp = load_experiment(config, overrides)
 
     from evalsuite.run.runner import run_experiment

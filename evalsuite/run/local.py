@@ -1,8 +1,9 @@
-"""The local executor: each job is one `lm_eval` child process.
+"""Executing one job: an `lm_eval` child process in a work folder, then a completion record.
 
-A crash or OOM in one job does not kill the run, and GPU memory is released between models. The
-child runs exactly the command recorded in the job's `command.sh` (plus lm-eval's request cache,
-which cannot change a number and lets an interrupted job resume).
+The child runs exactly the command recorded in the job's `command.sh`, plus lm-eval's request cache
+(kept per job id: it cannot change a number and lets an interrupted job resume where it stopped).
+`LocalExecutor` runs jobs one after another on this machine: a crash or OOM in one job does not kill
+the run, and GPU memory is released between models.
 """
 
 from __future__ import annotations
@@ -13,17 +14,31 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
+
+from pydantic import BaseModel
 
 from evalsuite.run.jobs import Job
 from evalsuite.store import JobRecord, Store
 
 
 class JobFailed(Exception):
-    def __init__(self, job: Job, log: Path, returncode: int):
-        super().__init__(f"{job.model.name} / {job.benchmark}: lm_eval exited with {returncode}; log: {log}")
+    def __init__(self, job: Job, log: Path, why: str):
+        super().__init__(f"{job.model.name} / {job.benchmark}: {why}; log: {log}")
         self.log = log
-        self.returncode = returncode
+
+
+class Events(Protocol):
+    def started(self, job: Job) -> None: ...
+    def output(self, job: Job, line: str) -> None: ...
+    def finished(self, job: Job, record: JobRecord) -> None: ...
+    def failed(self, job: Job, message: str) -> None: ...
+
+
+class Execution(BaseModel):
+    returncode: int
+    started: float
+    finished: float
 
 
 def resolve_launcher(launcher: list[str]) -> list[str]:
@@ -34,14 +49,14 @@ def resolve_launcher(launcher: list[str]) -> list[str]:
     return [sys.executable, "-m", launcher[0], *launcher[1:]]
 
 
-def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] = None) -> JobRecord:
-    """Run one job to completion and commit it to the store. Raises JobFailed."""
-    tmp = store.new_job_dir(job.job_id)
-    (tmp / "command.sh").write_text(job.shell_script())
-    out = tmp / "output"
-    argv = [*resolve_launcher(job.launcher()), *job.lm_eval_args(out), "--use_cache", str(store.cache_prefix(job.job_id))]
+def execute(job: Job, workdir: Path, cache_prefix: Optional[Path], on_output: Optional[Callable[[str], None]] = None) -> Execution:
+    """Run the job's lm_eval command with output under `workdir/output`, log in `workdir/lm_eval.log`."""
+    (workdir / "command.sh").write_text(job.shell_script())
+    argv = [*resolve_launcher(job.launcher()), *job.lm_eval_args(workdir / "output")]
+    if cache_prefix is not None:
+        argv += ["--use_cache", str(cache_prefix)]
     env = {**os.environ, **job.env(), "PYTHONUNBUFFERED": "1"}
-    log_path = tmp / "lm_eval.log"
+    log_path = workdir / "lm_eval.log"
     started = time.time()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
@@ -54,15 +69,17 @@ def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] =
             proc.kill()
             proc.wait()
             raise
-    if proc.returncode != 0:
-        kept = store.root / "failed" / f"{job.job_id}.log"
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(log_path, kept)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise JobFailed(job, kept, proc.returncode)
+    return Execution(returncode=proc.returncode, started=started, finished=time.time())
+
+
+def commit(job: Job, workdir: Path, ex: Execution, store: Store) -> JobRecord:
+    """Check the work folder holds lm-eval's output, write the record, move it into the store."""
+    if ex.returncode != 0:
+        raise _failed(job, workdir, store, f"lm_eval exited with {ex.returncode}")
+    out = workdir / "output"
     results = sorted(out.rglob("results_*.json"))
     if len(results) != 1:
-        raise JobFailed(job, log_path, -1)
+        raise _failed(job, workdir, store, f"expected one results_*.json, found {len(results)}")
     record = JobRecord(
         job_id=job.job_id,
         model=job.model.name,
@@ -72,13 +89,43 @@ def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] =
         identity=job.identity,
         command=[*job.launcher(), *job.lm_eval_args("OUTPUT_PATH")],
         env=job.env(),
-        results_file=results[0].relative_to(tmp).as_posix(),
-        samples_files=sorted(p.relative_to(tmp).as_posix() for p in out.rglob("samples_*.jsonl")),
-        started=started,
-        finished=time.time(),
+        results_file=results[0].relative_to(workdir).as_posix(),
+        samples_files=sorted(p.relative_to(workdir).as_posix() for p in out.rglob("samples_*.jsonl")),
+        started=ex.started,
+        finished=ex.finished,
     )
-    store.commit_job(tmp, record)
+    store.commit_job(workdir, record)
     return record
+
+
+def _failed(job: Job, workdir: Path, store: Store, why: str) -> JobFailed:
+    kept = store.root / "failed" / f"{job.job_id}.log"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    if (workdir / "lm_eval.log").exists():
+        shutil.copyfile(workdir / "lm_eval.log", kept)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return JobFailed(job, kept, why)
+
+
+def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] = None) -> JobRecord:
+    """Run one job to completion on this machine and commit it. Raises JobFailed."""
+    workdir = store.new_job_dir(job.job_id)
+    ex = execute(job, workdir, store.cache_prefix(job.job_id), on_output)
+    return commit(job, workdir, ex, store)
+
+
+class LocalExecutor:
+    name = "local"
+
+    def run(self, jobs: list[Job], store: Store, events: Events) -> None:
+        for job in jobs:
+            events.started(job)
+            try:
+                record = run_job(job, store, on_output=lambda line, job=job: events.output(job, line))
+            except JobFailed as exc:
+                events.failed(job, str(exc))
+            else:
+                events.finished(job, record)
 
 
 def _last_line(path: Path) -> str:

@@ -19,7 +19,7 @@ from evalsuite.config import Experiment
 from evalsuite.errors import UserError
 from evalsuite.models.load import ModelRef, resolve_model
 from evalsuite.run.jobs import Job, JobSettings
-from evalsuite.run.local import JobFailed, run_job
+from evalsuite.run.local import LocalExecutor
 from evalsuite.store import ExperimentRecord, JobRecord, Store
 from evalsuite.suite import load_suite
 
@@ -99,10 +99,52 @@ def plan_jobs(exp: Experiment, refs: list[ModelRef], data_id: str, include_path:
     ]
 
 
+class _ProgressEvents:
+    """Executor events -> live progress display and the outcome."""
+
+    def __init__(self, progress: Progress, overall, current, outcome: RunOutcome):
+        self.progress, self.overall, self.current, self.outcome = progress, overall, current, outcome
+        self.running: dict[str, str] = {}
+
+    def _show(self) -> None:
+        label = ", ".join(self.running.values()) or "idle"
+        self.progress.update(self.current, description=label[:90], visible=True)
+
+    def started(self, job: Job) -> None:
+        self.running[job.job_id] = f"{job.model.name} · {job.benchmark}"
+        self._show()
+
+    def output(self, job: Job, line: str) -> None:
+        self.progress.update(self.current, description=f"{job.model.name} · {job.benchmark} │ {line[:70]}")
+
+    def finished(self, job: Job, record: JobRecord) -> None:
+        self.running.pop(job.job_id, None)
+        self.outcome.done[job.model.name][job.benchmark] = record
+        self.progress.advance(self.overall)
+        self._show()
+
+    def failed(self, job: Job, message: str) -> None:
+        self.running.pop(job.job_id, None)
+        self.outcome.failed.append(message)
+        self.progress.console.print(f"[red]failed:[/] {message}")
+        self.progress.advance(self.overall)
+        self._show()
+
+
+def make_executor(exp: Experiment):
+    if exp.executor.name == "ray":
+        from evalsuite.run.ray_executor import RayExecutor
+
+        e = exp.executor
+        return RayExecutor(address=e.ray_address, num_gpus=e.num_gpus, max_retries=e.max_retries)
+    return LocalExecutor()
+
+
 def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet: bool = False) -> RunOutcome:
     console = console or Console(stderr=True, quiet=quiet)
     store = Store(Path(exp.output.results))
     data_id = check_data(exp)
+    executor = make_executor(exp)
     refs = resolve_models(exp, store, console)
 
     include_path = None
@@ -134,19 +176,12 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
             pending.append(job)
 
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False, disable=quiet) as progress:
-        overall = progress.add_task(f"{exp.name}: {len(pending)} jobs to run, {outcome.reused} reused", total=len(jobs), completed=outcome.reused)
+    with Progress(*columns, console=console, disable=quiet) as progress:
+        overall = progress.add_task(
+            f"{exp.name}: {len(pending)} to run, {outcome.reused} reused ({executor.name})", total=len(jobs), completed=outcome.reused
+        )
         current = progress.add_task("", total=None, visible=False)
-        for job in pending:
-            label = f"{job.model.name} · {job.benchmark}"
-            progress.update(current, description=label, visible=True)
-            try:
-                rec = run_job(job, store, on_output=lambda line, label=label: progress.update(current, description=f"{label} │ {line[:70]}"))
-                outcome.done[job.model.name][job.benchmark] = rec
-            except JobFailed as exc:
-                outcome.failed.append(str(exc))
-                progress.console.print(f"[red]failed:[/] {exc}")
-            progress.advance(overall)
+        executor.run(pending, store, _ProgressEvents(progress, overall, current, outcome))
         progress.update(current, visible=False)
 
     store.write_experiment(

@@ -1,0 +1,89 @@
+"""The Ray executor: each job is a Ray task with a GPU request.
+
+The task runs the same `execute()` as the local executor in a scratch folder on its node, and sends
+the job's files (lm-eval results, samples, log, command) back to the driver, which alone writes the
+results store. A task whose lm_eval fails is retried `max_retries` times; Ray itself retries tasks
+lost with their worker.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from evalsuite.errors import UserError
+from evalsuite.run.jobs import Job
+from evalsuite.run.local import Events, Execution, JobFailed, commit, execute
+from evalsuite.store import Store
+
+
+def _run_remote(job_json: str, cache_prefix: Optional[str]) -> dict:
+    """Runs on a Ray worker: execute the job in a scratch folder, return its files."""
+    job = Job.model_validate_json(job_json)
+    with tempfile.TemporaryDirectory(prefix="evalsuite-ray-") as d:
+        ex = execute(job, Path(d), Path(cache_prefix) if cache_prefix else None)
+        files = {p.relative_to(d).as_posix(): p.read_bytes() for p in Path(d).rglob("*") if p.is_file()}
+    return {"execution": ex.model_dump(), "files": files}
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: Optional[str] = None, num_gpus: float = 0, max_retries: int = 1, shared_cache: bool = True):
+        self.address = address
+        self.num_gpus = num_gpus
+        self.max_retries = max_retries
+        self.shared_cache = shared_cache  # the store's request cache is visible to the workers
+
+    def _init(self):
+        try:
+            import ray
+        except ImportError as exc:
+            raise UserError("the ray executor needs Ray: pip install -e '.[ray]'") from exc
+        if not ray.is_initialized():
+            kwargs = {"address": self.address} if self.address else {"include_dashboard": False}
+            try:
+                ray.init(log_to_driver=False, **kwargs)
+            except ConnectionError as exc:
+                raise UserError(f"cannot reach the Ray cluster at {self.address}: {exc}") from exc
+        return ray
+
+    def run(self, jobs: list[Job], store: Store, events: Events) -> None:
+        if not jobs:
+            return
+        ray = self._init()
+        remote = ray.remote(num_gpus=self.num_gpus, max_retries=2)(_run_remote)
+        tries = {job.job_id: 0 for job in jobs}
+        by_ref = {}
+
+        def submit(job: Job):
+            cache = str(store.cache_prefix(job.job_id)) if self.shared_cache else None
+            by_ref[remote.remote(job.model_dump_json(), cache)] = job
+            events.started(job)
+
+        for job in jobs:
+            submit(job)
+        while by_ref:
+            done, _ = ray.wait(list(by_ref), num_returns=1)
+            job = by_ref.pop(done[0])
+            try:
+                payload = ray.get(done[0])
+            except Exception as exc:  # the task itself died (worker lost, OOM): already retried by Ray
+                events.failed(job, f"{job.model.name} / {job.benchmark}: Ray task failed: {str(exc).splitlines()[0]}")
+                continue
+            workdir = store.new_job_dir(job.job_id)
+            for rel, data in payload["files"].items():
+                dest = workdir / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
+            try:
+                record = commit(job, workdir, Execution(**payload["execution"]), store)
+            except JobFailed as exc:
+                tries[job.job_id] += 1
+                if tries[job.job_id] <= self.max_retries:
+                    submit(job)
+                else:
+                    events.failed(job, str(exc))
+                continue
+            events.finished(job, record)
