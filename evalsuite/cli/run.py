@@ -58,15 +58,27 @@ def run(
     store = Store(Path(exp.output.results))
     out = Console()
     out.print(raw_table(outcome, store))
-    files = outcome.result_files(store)
-    if files:
-        from evalsuite.score import render_table, score_paths
+    scores = normalized_scores(outcome, store)
+    if scores:
+        from evalsuite.score import render_table
 
-        out.print(render_table(score_paths(files)))
+        out.print(render_table(scores, title="Open LLM Leaderboard v2 (normalized)"))
     for line in outcome.failed:
         console.print(f"[red]failed:[/] {line}")
     if not outcome.ok:
         raise typer.Exit(1)
+
+
+def normalized_scores(outcome, store) -> list:
+    """Leaderboard numbers per model of the run, named as in the experiment."""
+    from evalsuite.score import score_paths
+
+    scores = []
+    for model, per in outcome.done.items():
+        if per:
+            (s,) = score_paths([store.results_path(r) for r in per.values()])
+            scores.append(s.model_copy(update={"model": model}))
+    return scores
 
 
 def raw_table(outcome, store) -> Table:

@@ -59,7 +59,9 @@ def execute(job: Job, workdir: Path, cache_prefix: Optional[Path], on_output: Op
     log_path = workdir / "lm_eval.log"
     started = time.time()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         try:
             while proc.poll() is None:
                 time.sleep(0.5)
@@ -126,6 +128,17 @@ class LocalExecutor:
                 events.failed(job, str(exc))
             else:
                 events.finished(job, record)
+
+
+def _die_with_parent() -> None:
+    """Linux: the lm_eval child gets SIGKILL when evalsuite dies, so no orphan keeps writing."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _last_line(path: Path) -> str:

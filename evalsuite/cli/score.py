@@ -1,0 +1,45 @@
+"""`evalsuite score`: lm-eval results JSON -> Open LLM Leaderboard v2 numbers."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from evalsuite.errors import UserError
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def score(
+    paths: list[Path] = typer.Argument(..., help="lm-eval results_*.json files, or folders searched recursively."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (2 decimals), json or csv (unrounded)."),
+    suite_file: Path = typer.Option(None, "--suite", help="Suite file (default: tasks/leaderboard_v2.yaml)."),
+) -> None:
+    """Print normalized leaderboard scores; files of the same model merge into one row.
+
+    Example:  evalsuite score results/ --format json
+    """
+    from evalsuite import score as sc
+    from evalsuite.suite import DEFAULT_SUITE, load_suite
+
+    suite = load_suite(suite_file or DEFAULT_SUITE)
+    scores = sc.score_paths(paths, suite)
+    if not scores:  # find_results_files refuses empty folders; kept for safety
+        raise UserError("no results to score")
+    if fmt is Format.json:
+        typer.echo(sc.to_json(scores))
+    elif fmt is Format.csv:
+        typer.echo(sc.to_csv(scores, suite), nl=False)
+    else:
+        from rich.console import Console
+
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=200)
+        console.print(sc.render_table(scores, suite))

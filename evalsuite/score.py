@@ -1,0 +1,431 @@
+"""Leaderboard scoring: raw lm-eval results JSON -> the Open LLM Leaderboard v2 numbers.
+
+Generic over the suite file (`tasks/leaderboard_v2.yaml`): metric keys, baselines and the way
+subtasks combine all come from there. Pure apart from reading result files.
+
+normalized(raw, b) = max(raw - b, 0) / (1 - b) * 100, clipped per subtask (see `aggregate`).
+
+Standard errors propagate lm-eval's `<metric>_stderr,<filter>` through the same linear map,
+ignoring the clip at 0 (c_i = weight of subtask i in the mean, b_i its baseline):
+  normalize_then_mean / weighted_then_normalize / single (distinct documents, independent):
+      SE = sqrt(sum_i (c_i * 100 * se_i / (1 - b_i))^2)
+      with c_i = 1/m (unweighted) or n_i / sum(n) (size-weighted), c = 1 for a single task
+  mean_of_metrics (several metrics of the same documents, positively correlated; upper bound):
+      SE = sum_i c_i * 100 * se_i / (1 - b_i)
+A stderr lm-eval reports as "N/A" (e.g. IFEval's inst-level metrics) makes the benchmark's SE None.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, Field
+
+from evalsuite.errors import UserError
+from evalsuite.suite import Benchmark, Suite, load_suite
+
+PathLike = Union[str, Path]
+
+# ---------------------------------------------------------------------------------------------
+# normalization and aggregation (pure arithmetic; reused by bootstrap / compare / report)
+
+
+def normalize(raw: float, baseline: float) -> float:
+    """Leaderboard normalization of one raw accuracy in [0, 1]: 0-100, clipped at 0."""
+    return max(raw - baseline, 0.0) / (1.0 - baseline) * 100.0
+
+
+def stderr_key(metric: str) -> str:
+    """`acc_norm,none` -> `acc_norm_stderr,none` (lm-eval's naming)."""
+    name, _, filt = metric.partition(",")
+    return f"{name}_stderr,{filt}" if filt else f"{name}_stderr"
+
+
+def _weights(bench: Benchmark, keys: Sequence[str], n_by_task: Optional[Mapping[str, int]]) -> list[float]:
+    if bench.combine == "weighted_then_normalize":
+        if n_by_task is None:
+            raise ValueError(f"{bench.id}: sizes are needed for combine weighted_then_normalize")
+        n = [float(n_by_task[k]) for k in keys]
+        total = sum(n)
+        if total <= 0:
+            raise ValueError(f"{bench.id}: subtask sizes sum to 0")
+        return [x / total for x in n]
+    return [1.0 / len(keys)] * len(keys)
+
+
+def _baselines(bench: Benchmark, keys: Sequence[str]) -> list[float]:
+    if bench.combine == "mean_of_metrics":  # keys are metric keys of the one task
+        return [bench.baseline_for(bench.leaf_tasks[0])] * len(keys)
+    return [bench.baseline_for(k) for k in keys]
+
+
+def _keys(bench: Benchmark, raw: Mapping[str, float]) -> list[str]:
+    if bench.combine == "mean_of_metrics":
+        return list(raw)
+    missing = [t for t in bench.leaf_tasks if t not in raw]
+    if missing:
+        raise ValueError(f"{bench.id}: no value for {missing[0]}")
+    return bench.leaf_tasks
+
+
+def aggregate_detail(
+    bench: Benchmark, raw_by_task: Mapping[str, float], n_by_task: Optional[Mapping[str, int]] = None
+) -> tuple[float, float, dict[str, float]]:
+    """(normalized score, raw aggregate, normalized value per key). See `aggregate`."""
+    keys = _keys(bench, raw_by_task)
+    w = _weights(bench, keys, n_by_task)
+    b = _baselines(bench, keys)
+    raws = [float(raw_by_task[k]) for k in keys]
+    per_key = {k: normalize(r, bi) for k, r, bi in zip(keys, raws, b)}
+    raw_agg = math.fsum(wi * r for wi, r in zip(w, raws))
+    if bench.combine == "weighted_then_normalize":
+        return normalize(raw_agg, b[0]), raw_agg, per_key  # validator: one baseline
+    # normalize_then_mean, mean_of_metrics, single: clip per subtask, then (unweighted) mean
+    return math.fsum(wi * per_key[k] for wi, k in zip(w, keys)), raw_agg, per_key
+
+
+def aggregate(
+    bench: Benchmark, raw_by_task: Mapping[str, float], n_by_task: Optional[Mapping[str, int]] = None
+) -> float:
+    """A benchmark's normalized score (0-100) from raw per-subtask values in [0, 1].
+
+    `raw_by_task` maps each leaf task name to its raw metric value, except for combine
+    `mean_of_metrics` (IFEval) where it maps metric keys to values. `n_by_task` (documents per
+    task) is needed only for `weighted_then_normalize`. Safe to call on bootstrap resamples.
+    """
+    return aggregate_detail(bench, raw_by_task, n_by_task)[0]
+
+
+def aggregate_stderr(
+    bench: Benchmark,
+    se_by_task: Mapping[str, Optional[float]],
+    n_by_task: Optional[Mapping[str, int]] = None,
+) -> Optional[float]:
+    """Normalized standard error through the same linear map (formula in the module docstring)."""
+    keys = _keys(bench, se_by_task)
+    if any(se_by_task[k] is None for k in keys):
+        return None
+    w = _weights(bench, keys, n_by_task)
+    b = _baselines(bench, keys)
+    terms = [wi * 100.0 * float(se_by_task[k]) / (1.0 - bi) for wi, k, bi in zip(w, keys, b)]  # type: ignore[arg-type]
+    if bench.combine == "mean_of_metrics":
+        return math.fsum(terms)
+    return math.sqrt(math.fsum(t * t for t in terms))
+
+
+# ---------------------------------------------------------------------------------------------
+# reading lm-eval results files
+
+
+class ModelResults(BaseModel):
+    """Everything one model's lm-eval results files say about its leaf tasks."""
+
+    model: str
+    metrics: dict[str, dict[str, Optional[float]]] = Field(default_factory=dict)
+    """task -> metric key (`acc_norm,none`, `acc_norm_stderr,none`, ...) -> value; "N/A" -> None"""
+    n_samples: dict[str, int] = Field(default_factory=dict)
+    """task -> documents scored (lm-eval's `n-samples[task].effective`)"""
+    choices: dict[str, int] = Field(default_factory=dict)
+    """task -> len(doc_to_choice) from the file's task config, where that is a list"""
+    groups: dict[str, dict[str, Optional[float]]] = Field(default_factory=dict)
+    """lm-eval's group values (size-weighted raw; informational, never used for scores)"""
+    task_source: dict[str, str] = Field(default_factory=dict)
+    sources: list[str] = Field(default_factory=list)
+
+
+def _num(v: Any) -> Optional[float]:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+def _model_key(data: dict[str, Any], path: Path) -> str:
+    name = data.get("model_name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    config = data.get("config")
+    args = config.get("model_args") if isinstance(config, dict) else None
+    if isinstance(args, dict) and args.get("pretrained"):
+        return str(args["pretrained"])
+    if isinstance(args, str):
+        for part in args.split(","):
+            key, _, value = part.partition("=")
+            if key.strip() == "pretrained" and value.strip():
+                return value.strip()
+    raise UserError(f"{path}: no model name (neither model_name nor config.model_args pretrained=)")
+
+
+def read_results_file(path: PathLike) -> ModelResults:
+    """One lm-eval 0.4.x results JSON -> ModelResults (leaf tasks only; groups kept aside)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read results JSON: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        raise UserError(f"{path}: not an lm-eval results file (no 'results' object)")
+    results: dict[str, Any] = data["results"]
+    group_names = set(data.get("groups") or {}) | set(data.get("group_subtasks") or {})
+    n_samples = data.get("n-samples") if isinstance(data.get("n-samples"), dict) else {}
+    configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
+    out = ModelResults(model=_model_key(data, path), sources=[str(path)])
+    for task, entry in results.items():
+        if not isinstance(entry, dict):
+            raise UserError(f"{path}: results.{task} is not an object")
+        values = {k: _num(v) for k, v in entry.items() if "," in k}
+        if task in group_names:
+            out.groups[task] = values
+            continue
+        out.metrics[task] = values
+        out.task_source[task] = str(path)
+        ns = n_samples.get(task)
+        if isinstance(ns, dict) and isinstance(ns.get("effective"), int):
+            out.n_samples[task] = ns["effective"]
+        cfg = configs.get(task)
+        if isinstance(cfg, dict) and isinstance(cfg.get("doc_to_choice"), list):
+            out.choices[task] = len(cfg["doc_to_choice"])
+    return out
+
+
+def find_results_files(paths: Iterable[PathLike]) -> list[Path]:
+    """Files as given; folders searched recursively for `results_*.json`. Duplicates dropped."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("results_*.json") if f.is_file())
+            if not files:
+                raise UserError(f"{p}: no lm-eval results_*.json files in this folder")
+        elif p.is_file():
+            files = [p]
+        else:
+            raise UserError(f"{p}: no such file or folder")
+        for f in files:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(f)
+    return found
+
+
+def _merge(into: ModelResults, other: ModelResults) -> None:
+    for task, values in other.metrics.items():
+        if task in into.metrics:
+            same = into.metrics[task] == values and into.n_samples.get(task) == other.n_samples.get(task)
+            if not same:
+                raise UserError(
+                    f"{other.task_source[task]}: task {task} of model {into.model} differs from "
+                    f"the one in {into.task_source[task]}"
+                )
+            continue
+        into.metrics[task] = values
+        into.task_source[task] = other.task_source[task]
+        if task in other.n_samples:
+            into.n_samples[task] = other.n_samples[task]
+        if task in other.choices:
+            into.choices[task] = other.choices[task]
+    for group, values in other.groups.items():
+        into.groups.setdefault(group, values)
+    into.sources.extend(s for s in other.sources if s not in into.sources)
+
+
+def load_results(paths: Iterable[PathLike]) -> list[ModelResults]:
+    """Read result files / folders; files of the same model key merge into one record."""
+    by_model: dict[str, ModelResults] = {}
+    for f in find_results_files(paths):
+        r = read_results_file(f)
+        if r.model in by_model:
+            _merge(by_model[r.model], r)
+        else:
+            by_model[r.model] = r
+    return list(by_model.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+
+
+class Score(BaseModel):
+    """One leaderboard number (a benchmark's main score or one of its extra scores)."""
+
+    id: str
+    display: str
+    benchmark: str
+    value: float
+    """normalized, 0-100, unrounded"""
+    raw: float
+    """raw aggregate in [0, 1]: unweighted mean for normalize_then_mean, else as combined"""
+    stderr: Optional[float]
+    """normalized standard error (module docstring), None when lm-eval gave none"""
+    subtasks: dict[str, float]
+    """normalized value per leaf task (per metric key for mean_of_metrics)"""
+    in_average: bool
+
+
+class ModelScores(BaseModel):
+    model: str
+    scores: dict[str, Score]
+    """display name -> Score, in the suite's column order; absent benchmarks left out"""
+    average: Optional[float]
+    """plain mean of the benchmarks' main scores, only when all are present"""
+    average_label: str = "Average"
+    sources: list[str] = Field(default_factory=list)
+
+    def value(self, display: str) -> Optional[float]:
+        if display == self.average_label:
+            return self.average
+        s = self.scores.get(display)
+        return s.value if s else None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model}
+        out.update({d: s.value for d, s in self.scores.items()})
+        if self.average is not None:
+            out[self.average_label] = self.average
+        out["raw"] = {d: s.raw for d, s in self.scores.items()}
+        out["stderr"] = {d: s.stderr for d, s in self.scores.items()}
+        out["subtasks"] = {d: s.subtasks for d, s in self.scores.items()}
+        out["sources"] = list(self.sources)
+        return out
+
+
+def _metric_value(results: ModelResults, task: str, metric: str, required: bool = True) -> Optional[float]:
+    values = results.metrics[task]
+    v = values.get(metric)
+    if not required:  # a stderr: "N/A" or NaN (one document) only means "unknown"
+        return v if v is not None and math.isfinite(v) else None
+    if v is None:
+        raise UserError(f"{results.task_source[task]}: results.{task}: metric key {metric!r} missing")
+    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        raise UserError(f"{results.task_source[task]}: results.{task}.{metric} = {v} is outside [0, 1]")
+    return v
+
+
+def _score_one(
+    results: ModelResults, bench: Benchmark, sid: str, display: str, metrics: list[str], in_average: bool
+) -> Score:
+    tasks = bench.leaf_tasks
+    n_by_task: Optional[dict[str, int]] = None
+    if bench.combine == "weighted_then_normalize":
+        n_by_task = {}
+        for t in tasks:
+            n = results.n_samples.get(t)
+            if n is None:
+                raise UserError(f"{results.task_source[t]}: n-samples.{t}.effective missing (needed to weight {display})")
+            n_by_task[t] = n
+        if sum(n_by_task.values()) <= 0:
+            raise UserError(f"{results.task_source[tasks[0]]}: n-samples of {display} tasks are all 0")
+    if bench.combine == "mean_of_metrics":
+        t = tasks[0]
+        raw = {m: _metric_value(results, t, m) for m in metrics}
+        se = {m: _metric_value(results, t, stderr_key(m), required=False) for m in metrics}
+    else:
+        (m,) = metrics
+        raw = {t: _metric_value(results, t, m) for t in tasks}
+        se = {t: _metric_value(results, t, stderr_key(m), required=False) for t in tasks}
+    value, raw_agg, per_key = aggregate_detail(bench, raw, n_by_task)  # type: ignore[arg-type]
+    return Score(
+        id=sid,
+        display=display,
+        benchmark=bench.id,
+        value=value,
+        raw=raw_agg,
+        stderr=aggregate_stderr(bench, se, n_by_task),
+        subtasks=per_key,
+        in_average=in_average,
+    )
+
+
+def score_model(results: ModelResults, suite: Optional[Suite] = None) -> ModelScores:
+    """Leaderboard numbers of one model; benchmarks with none of their tasks present are left out."""
+    suite = suite or load_suite()
+    scores: dict[str, Score] = {}
+    for bench in suite.benchmarks:
+        tasks = bench.leaf_tasks
+        present = [t for t in tasks if t in results.metrics]
+        if not present:
+            continue
+        missing = [t for t in tasks if t not in results.metrics]
+        if missing:
+            raise UserError(
+                f"{results.task_source[present[0]]}: {bench.display} incomplete for model {results.model}: "
+                f"task {missing[0]} missing ({len(missing)} of {len(tasks)} absent)"
+            )
+        for t in tasks:
+            k_file, k_suite = results.choices.get(t), bench.choice_count(t)
+            if k_file is not None and k_suite is not None and k_file != k_suite:
+                raise UserError(
+                    f"{results.task_source[t]}: configs.{t}.doc_to_choice has {k_file} choices, "
+                    f"the suite file says {k_suite}"
+                )
+        scores[bench.display] = _score_one(results, bench, bench.id, bench.display, bench.metrics, True)
+        for extra in bench.extra_scores:
+            scores[extra.display] = _score_one(results, bench, extra.id, extra.display, extra.metrics, False)
+    main = [scores[b.display].value for b in suite.benchmarks if b.display in scores]
+    average = math.fsum(main) / len(main) if len(main) == len(suite.benchmarks) else None
+    return ModelScores(
+        model=results.model, scores=scores, average=average, average_label=suite.average, sources=list(results.sources)
+    )
+
+
+def score_paths(paths: Iterable[PathLike], suite: Optional[Suite] = None) -> list[ModelScores]:
+    suite = suite or load_suite()
+    return [score_model(r, suite) for r in load_results(paths)]
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+
+
+def table_columns(suite: Optional[Suite] = None) -> list[str]:
+    """Leaderboard column order: Average, then each benchmark (extra scores after their own)."""
+    suite = suite or load_suite()
+    return [suite.average, *suite.columns]
+
+
+def render_table(scores: Sequence[ModelScores], suite: Optional[Suite] = None, title: Optional[str] = None):
+    """A rich Table, two decimals; '—' where a benchmark was not run."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("Model", overflow="fold")
+    cols = table_columns(suite)
+    for c in cols:
+        table.add_column(c, justify="right")
+    for s in scores:
+        cells = [s.model]
+        for c in cols:
+            v = s.value(c)
+            cells.append("—" if v is None else f"{v:.2f}")
+        table.add_row(*cells)
+    return table
+
+
+def table_text(scores: Sequence[ModelScores], suite: Optional[Suite] = None, width: int = 200) -> str:
+    """`render_table` as plain text (for logs and reports)."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(render_table(scores, suite))
+    return console.export_text()
+
+
+def to_json(scores: Sequence[ModelScores]) -> str:
+    return json.dumps([s.to_json_dict() for s in scores], indent=2)
+
+
+def to_csv(scores: Sequence[ModelScores], suite: Optional[Suite] = None) -> str:
+    """Same columns as the table, unrounded values, empty cell where absent."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    cols = table_columns(suite)
+    writer.writerow(["Model", *cols])
+    for s in scores:
+        writer.writerow([s.model, *("" if (v := s.value(c)) is None else repr(v) for c in cols)])
+    return buf.getvalue()

@@ -1,0 +1,138 @@
+"""The demo path end to end through the real lm-eval on CPU (no mocks): 3 tiny models x 6
+benchmarks over the shipped fixture mirror, reproducible bare commands, reuse, kill + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from evalsuite.cli.main import main
+from evalsuite.store import JobRecord
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+SUITE_TASKS = 39
+
+
+def metrics_of(results_file: Path) -> dict:
+    """The numbers of a results JSON (what must be identical between two runs)."""
+    data = json.loads(results_file.read_text())
+    return {"results": data["results"], "n-samples": data["n-samples"]}
+
+
+def test_demo_runs_all_jobs_of_three_models_and_six_benchmarks(demo_run):
+    store, exp = demo_run.store, demo_run.exp
+    record = store.read_experiment(exp.name)
+    assert set(record.jobs) == {"tiny-candidate", "tiny-parent_a", "tiny-parent_b"}
+    leaf = set()
+    for model, per in record.jobs.items():
+        assert set(per) == {"ifeval", "bbh", "math_hard", "gpqa", "musr", "mmlu_pro"}
+        for bench, job_id in per.items():
+            rec = store.finished_job(job_id)
+            assert rec is not None and rec.model == model and rec.benchmark == bench
+            data = json.loads(store.results_path(rec).read_text())
+            leaf |= {t for t in data["n-samples"]}
+            assert rec.samples_files, "samples must always be logged"
+            assert (store.job_dir(job_id) / "command.sh").is_file()
+    assert len(leaf) == SUITE_TASKS
+    # the chat-template parent really ran with the template (and multiturn few-shot)
+    b_job = store.finished_job(record.jobs["tiny-parent_b"]["bbh"])
+    cfg = json.loads(store.results_path(b_job).read_text())["config"]
+    assert "--apply_chat_template" in b_job.command and "--fewshot_as_multiturn" in b_job.command
+    assert json.loads(store.results_path(b_job).read_text()).get("chat_template") is not None or cfg
+
+
+def test_recorded_bare_command_reproduces_stored_metrics(demo_run, tmp_path):
+    store = demo_run.store
+    record = store.read_experiment(demo_run.exp.name)
+    for model, bench in [("tiny-parent_b", "musr"), ("tiny-candidate", "ifeval")]:
+        rec = store.finished_job(record.jobs[model][bench])
+        out = tmp_path / f"{model}-{bench}"
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        proc = subprocess.run(["sh", str(store.job_dir(rec.job_id) / "command.sh"), str(out)], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        (again,) = list(out.rglob("results_*.json"))
+        assert metrics_of(again) == metrics_of(store.results_path(rec))
+
+
+def test_rerun_loads_no_model(demo_run, monkeypatch, capsys):
+    import evalsuite.run.local as local
+
+    def no_model(*a, **k):
+        raise AssertionError("a finished experiment must not start lm-eval")
+
+    monkeypatch.setattr(local, "execute", no_model)
+    before = {p.name: p.stat().st_mtime_ns for p in demo_run.store.jobs_dir.iterdir()}
+    assert main(["run", "--all", "--config", str(demo_run.config), "--quiet"]) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in demo_run.store.jobs_dir.iterdir()}
+    assert before == after
+    out = capsys.readouterr().out
+    assert "tiny-candidate" in out and "Average" in out
+
+
+def test_second_experiment_sharing_a_parent_evaluates_it_once(demo_run, tmp_path, monkeypatch):
+    """Another experiment with the same parent (same settings) reuses the parent's stored jobs."""
+    import evalsuite.run.local as local
+
+    cfg = demo_run.config.read_text().replace("name: demo-test", "name: other-experiment")
+    cfg = cfg.replace("candidate:\n  fixture: candidate\n", "candidate:\n  fixture: parent_a\n")
+    cfg = cfg.replace("  - fixture: parent_a\n", "")
+    other = demo_run.config.with_name("other.yaml")
+    other.write_text(cfg)
+    ran = []
+    real = local.execute
+    monkeypatch.setattr(local, "execute", lambda job, *a, **k: ran.append(job.model.name) or real(job, *a, **k))
+    assert main(["run", "--all", "--config", str(other), "--quiet"]) == 0
+    assert ran == []  # both models were already evaluated by the demo experiment
+    rec = demo_run.store.read_experiment("other-experiment")
+    first = demo_run.store.read_experiment(demo_run.exp.name)
+    assert rec.jobs["tiny-parent_a"] == first.jobs["tiny-parent_a"]
+
+
+def test_sigkill_midway_then_rerun_gives_identical_results(demo_run, tmp_path):
+    """Kill `evalsuite run --all` after some jobs finished; the re-run recomputes only the rest,
+    and every number equals the uninterrupted demo run's (same job ids = same settings)."""
+    store = demo_run.store
+    cfg = demo_run.config.read_text().replace("name: demo-test", "name: killed")
+    results = tmp_path / "results"
+    cfg = cfg.replace(str(store.root), str(results))
+    cfg = cfg.replace("benchmarks: [ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]", "benchmarks: [gpqa, musr, mmlu_pro]")
+    config = tmp_path / "killed.yaml"
+    config.write_text(cfg)
+    cmd = [sys.executable, "-m", "evalsuite.cli.main", "run", "--all", "--config", str(config), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    jobs = results / "jobs"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        done = [p for p in jobs.glob("*--*") if not p.name.startswith(".")] if jobs.exists() else []
+        if len(done) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = {p.name: JobRecord.model_validate_json((p / "job.json").read_text()).finished for p in jobs.glob("*--*") if not p.name.startswith(".")}
+    assert 2 <= len(finished_before) < 9
+    time.sleep(1)  # the orphaned lm_eval child (if any) has been killed with its parent
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    from evalsuite.store import Store
+
+    rerun = Store(results)
+    rec = rerun.read_experiment("killed")
+    all_jobs = [j for per in rec.jobs.values() for j in per.values()]
+    assert len(all_jobs) == 9
+    for job_id in all_jobs:
+        r = rerun.finished_job(job_id)
+        if job_id in finished_before:
+            assert r.finished == finished_before[job_id], "a job finished before the kill was recomputed"
+        reference = store.finished_job(job_id)
+        assert reference is not None, "same settings must give the same job id as the demo run"
+        assert metrics_of(rerun.results_path(r)) == metrics_of(store.results_path(reference))
+    assert not list(jobs.glob(".tmp-*")), "nothing half-written may remain"
