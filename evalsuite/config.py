@@ -120,6 +120,7 @@ class ExecutorConfig(_Strict):
     """Where jobs run; cannot change a number, so it is not part of a job's identity."""
 
     name: Literal["local", "ray"] = "local"
+    workers: int = Field(default=1, ge=1)  # local: jobs run at once (one per GPU or CPU core)
     ray_address: Optional[str] = None  # None: start a local Ray cluster; "auto" or HOST:PORT: join one
     num_gpus: float = Field(default=0, ge=0)  # GPUs each Ray task asks for (0 on CPU)
     max_retries: int = Field(default=1, ge=0)
@@ -138,6 +139,7 @@ class Experiment(_Strict):
     batch_size: Union[int, Literal["auto"]] = "auto"
     limit: Optional[int] = None
     device: str = "auto"
+    threads: Optional[int] = Field(default=None, ge=1)  # OMP_NUM_THREADS for each lm_eval job (CPU)
     offline: bool = False  # set HF_HUB_OFFLINE / HF_DATASETS_OFFLINE for every job
     backend: Backend = Backend()
     executor: ExecutorConfig = ExecutorConfig()

@@ -17,3 +17,46 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     from evalsuite.fixtures.tiny import build_demo_models
 
     return build_demo_models(tmp_path_factory.mktemp("tiny_models"))
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class DemoRun:
+    """A finished run of the demo experiment (examples/demo.yaml) in a session temp folder."""
+
+    def __init__(self, config: Path):
+        from evalsuite.config import load_experiment
+        from evalsuite.store import Store
+
+        self.config = config
+        self.exp = load_experiment(config)
+        self.store = Store(Path(self.exp.output.results))
+
+
+def demo_config(dest: Path, *, name: str = "demo-test", results: Path | None = None, **replace: str) -> Path:
+    """examples/demo.yaml copied to `dest`, with absolute paths and its own results folder."""
+    text = (REPO / "examples" / "demo.yaml").read_text()
+    results = results or dest / "results"
+    text = text.replace("name: demo\n", f"name: {name}\n")
+    text = text.replace("recipe: demo.mergekit.yml", f"recipe: {REPO / 'examples' / 'demo.mergekit.yml'}")
+    text = text.replace("mirror: demo_mirror", f"mirror: {REPO / 'examples' / 'demo_mirror'}")
+    text = text.replace("results: ../results", f"results: {results}")
+    text = text.replace("reports: ../reports", f"reports: {dest / 'reports'}")
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """The whole demo (merge + 3 models x 6 benchmarks through real lm-eval), run once per session."""
+    from evalsuite.cli.main import main
+
+    config = demo_config(tmp_path_factory.mktemp("demo"))
+    assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+    return DemoRun(config)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from evalsuite.cli.main import main
-from evalsuite.store import JobRecord
+from evalsuite.store import JobRecord, Store
+from conftest import demo_config
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def metrics_of(results_file: Path) -> dict:
 def test_demo_runs_all_jobs_of_three_models_and_six_benchmarks(demo_run):
     store, exp = demo_run.store, demo_run.exp
     record = store.read_experiment(exp.name)
-    assert set(record.jobs) == {"tiny-candidate", "tiny-parent_a", "tiny-parent_b"}
+    assert set(record.jobs) == {"tiny-merge", "tiny-parent_a", "tiny-parent_b"}
     leaf = set()
     for model, per in record.jobs.items():
         assert set(per) == {"ifeval", "bbh", "math_hard", "gpqa", "musr", "mmlu_pro"}
@@ -53,7 +54,7 @@ def test_demo_runs_all_jobs_of_three_models_and_six_benchmarks(demo_run):
 def test_recorded_bare_command_reproduces_stored_metrics(demo_run, tmp_path):
     store = demo_run.store
     record = store.read_experiment(demo_run.exp.name)
-    for model, bench in [("tiny-parent_b", "musr"), ("tiny-candidate", "ifeval")]:
+    for model, bench in [("tiny-parent_b", "musr"), ("tiny-merge", "ifeval")]:
         rec = store.finished_job(record.jobs[model][bench])
         out = tmp_path / f"{model}-{bench}"
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -75,18 +76,18 @@ def test_rerun_loads_no_model(demo_run, monkeypatch, capsys):
     after = {p.name: p.stat().st_mtime_ns for p in demo_run.store.jobs_dir.iterdir()}
     assert before == after
     out = capsys.readouterr().out
-    assert "tiny-candidate" in out and "Average" in out
+    assert "tiny-merge" in out and "Average" in out
 
 
 def test_second_experiment_sharing_a_parent_evaluates_it_once(demo_run, tmp_path, monkeypatch):
     """Another experiment with the same parent (same settings) reuses the parent's stored jobs."""
     import evalsuite.run.local as local
 
-    cfg = demo_run.config.read_text().replace("name: demo-test", "name: other-experiment")
-    cfg = cfg.replace("candidate:\n  fixture: candidate\n", "candidate:\n  fixture: parent_a\n")
-    cfg = cfg.replace("  - fixture: parent_a\n", "")
-    other = demo_run.config.with_name("other.yaml")
-    other.write_text(cfg)
+    other = demo_config(
+        tmp_path, name="other-experiment", results=demo_run.store.root,
+        **{"candidate:\n  name: tiny-merge\n": "candidate:\n  fixture: parent_a\n", "  - fixture: parent_a\n": ""},
+    )
+    other.write_text(other.read_text().replace(f"  recipe: {demo_run.exp.candidate.recipe}\n", ""))
     ran = []
     real = local.execute
     monkeypatch.setattr(local, "execute", lambda job, *a, **k: ran.append(job.model.name) or real(job, *a, **k))
@@ -101,12 +102,8 @@ def test_sigkill_midway_then_rerun_gives_identical_results(demo_run, tmp_path):
     """Kill `evalsuite run --all` after some jobs finished; the re-run recomputes only the rest,
     and every number equals the uninterrupted demo run's (same job ids = same settings)."""
     store = demo_run.store
-    cfg = demo_run.config.read_text().replace("name: demo-test", "name: killed")
     results = tmp_path / "results"
-    cfg = cfg.replace(str(store.root), str(results))
-    cfg = cfg.replace("benchmarks: [ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]", "benchmarks: [gpqa, musr, mmlu_pro]")
-    config = tmp_path / "killed.yaml"
-    config.write_text(cfg)
+    config = demo_config(tmp_path, name="killed", **{"[ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": "[gpqa, musr, mmlu_pro]"})
     cmd = [sys.executable, "-m", "evalsuite.cli.main", "run", "--all", "--config", str(config), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     jobs = results / "jobs"
@@ -122,8 +119,6 @@ def test_sigkill_midway_then_rerun_gives_identical_results(demo_run, tmp_path):
     assert 2 <= len(finished_before) < 9
     time.sleep(1)  # the orphaned lm_eval child (if any) has been killed with its parent
     assert subprocess.run(cmd, capture_output=True).returncode == 0
-    from evalsuite.store import Store
-
     rerun = Store(results)
     rec = rerun.read_experiment("killed")
     all_jobs = [j for per in rec.jobs.values() for j in per.values()]

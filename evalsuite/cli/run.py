@@ -56,7 +56,7 @@ def run(
     console = Console(stderr=True, quiet=quiet)
     outcome = run_experiment(exp, console=console, quiet=quiet)
     store = Store(Path(exp.output.results))
-    out = Console()
+    out = Console(width=None if Console().is_terminal else 160)
     out.print(raw_table(outcome, store))
     scores = normalized_scores(outcome, store)
     if scores:

@@ -28,6 +28,7 @@ class JobSettings(BaseModel):
     batch_size: Union[int, str]
     limit: Optional[int] = None
     offline: bool = False
+    threads: Optional[int] = None
     backend: Backend = Backend()
 
 
@@ -56,6 +57,7 @@ class Job(BaseModel):
             "limit": self.settings.limit,
             "seeds": SEEDS,
             "backend": self._backend_identity(),
+            **({"threads": self.settings.threads} if self.settings.threads else {}),
         }
 
     def _backend_identity(self) -> Union[str, dict]:
@@ -129,6 +131,8 @@ class Job(BaseModel):
             env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
         if self.nltk_data is not None:
             env["NLTK_DATA"] = str(self.nltk_data)
+        if self.settings.threads:
+            env["OMP_NUM_THREADS"] = str(self.settings.threads)
         return env
 
     def shell_script(self) -> str:

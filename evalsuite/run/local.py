@@ -117,17 +117,33 @@ def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] =
 
 
 class LocalExecutor:
+    """Jobs as child processes on this machine, `workers` at a time (jobs of one model together,
+    so with one worker a model's memory is released before the next model loads)."""
+
     name = "local"
 
+    def __init__(self, workers: int = 1):
+        self.workers = workers
+
+    def _one(self, job: Job, store: Store, events: Events) -> None:
+        events.started(job)
+        try:
+            record = run_job(job, store, on_output=lambda line: events.output(job, line))
+        except JobFailed as exc:
+            events.failed(job, str(exc))
+        else:
+            events.finished(job, record)
+
     def run(self, jobs: list[Job], store: Store, events: Events) -> None:
-        for job in jobs:
-            events.started(job)
-            try:
-                record = run_job(job, store, on_output=lambda line, job=job: events.output(job, line))
-            except JobFailed as exc:
-                events.failed(job, str(exc))
-            else:
-                events.finished(job, record)
+        if self.workers == 1:
+            for job in jobs:
+                self._one(job, store, events)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for future in [pool.submit(self._one, job, store, events) for job in jobs]:
+                future.result()  # re-raise KeyboardInterrupt-free bugs from the worker threads
 
 
 def _die_with_parent() -> None:

@@ -53,7 +53,7 @@ def check_data(exp: Experiment) -> str:
     return data.data_identity(mirror, exp.benchmarks)
 
 
-def resolve_models(exp: Experiment, store: Store, console: Console) -> list[ModelRef]:
+def resolve_models(exp: Experiment, store: Store, console: Console, quiet: bool = False) -> list[ModelRef]:
     refs: list[ModelRef] = []
     merged = None
     if exp.candidate.recipe is not None:
@@ -63,7 +63,7 @@ def resolve_models(exp: Experiment, store: Store, console: Console) -> list[Mode
         local.update({f"evalsuite-fixtures/{name}": p for name, p in _fixture_map(exp).items()})
         revisions = {m.hub: m.revision for m in exp.parents if m.hub and m.revision}
         out = store.root / "merged" / exp.candidate.display_name
-        result = build_merge(Path(exp.candidate.recipe), out, local_models=local, revisions=revisions)
+        result = build_merge(Path(exp.candidate.recipe), out, local_models=local, revisions=revisions, progress=not quiet)
         console.print(f"[bold]merge[/] {exp.candidate.display_name}: {'reused' if result.reused else 'built'} {result.path}")
         merged = (Path(result.path), result.fingerprint)
     refs.append(resolve_model(exp.candidate, exp, "candidate", merged=merged))
@@ -83,7 +83,7 @@ def _fixture_map(exp: Experiment) -> dict[str, Path]:
 
 def plan_jobs(exp: Experiment, refs: list[ModelRef], data_id: str, include_path: Optional[Path], nltk_dir: Optional[Path]) -> list[Job]:
     suite = load_suite()
-    settings = JobSettings(batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, backend=exp.backend)
+    settings = JobSettings(batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, threads=exp.threads, backend=exp.backend)
     return [
         Job(
             model=ref,
@@ -137,7 +137,7 @@ def make_executor(exp: Experiment):
 
         e = exp.executor
         return RayExecutor(address=e.ray_address, num_gpus=e.num_gpus, max_retries=e.max_retries)
-    return LocalExecutor()
+    return LocalExecutor(workers=exp.executor.workers)
 
 
 def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet: bool = False) -> RunOutcome:
@@ -145,7 +145,7 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     store = Store(Path(exp.output.results))
     data_id = check_data(exp)
     executor = make_executor(exp)
-    refs = resolve_models(exp, store, console)
+    refs = resolve_models(exp, store, console, quiet)
 
     include_path = None
     if exp.use_mirror:
