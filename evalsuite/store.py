@@ -16,10 +16,12 @@ Layout (everything a run writes appears atomically):
 
 from __future__ import annotations
 
-import json
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -45,6 +47,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 class JobRecord(BaseModel):
     """Completion record of one job, written last into the job folder."""
 
@@ -60,6 +70,7 @@ class JobRecord(BaseModel):
     env: dict[str, str]
     results_file: str  # relative to the job folder
     samples_files: list[str]
+    sha256: dict[str, str] = Field(default_factory=dict)  # relative path -> hash of lm-eval's files
     started: float
     finished: float
 
@@ -115,6 +126,7 @@ class Store:
 
     def commit_job(self, tmp: Path, record: JobRecord) -> Path:
         """Write the completion record, then rename the folder into place (atomic)."""
+        record.sha256 = {rel: file_sha256(tmp / rel) for rel in [record.results_file, *record.samples_files]}
         atomic_write_text(tmp / "job.json", record.model_dump_json(indent=2))
         final = self.job_dir(record.job_id)
         if final.exists():  # a corrupt leftover: keep it aside rather than delete user data
@@ -129,16 +141,45 @@ class Store:
             rec = JobRecord.model_validate_json((folder / "job.json").read_text())
         except (OSError, ValueError):
             return None
-        if rec.job_id != job_id or not (folder / rec.results_file).is_file():
+        if rec.job_id != job_id or not rec.sha256:
             return None
-        try:
-            json.loads((folder / rec.results_file).read_text())
-        except (OSError, ValueError):
-            return None
+        for rel, digest in rec.sha256.items():  # a damaged or edited file is recomputed, not trusted
+            try:
+                if file_sha256(folder / rel) != digest:
+                    return None
+            except OSError:
+                return None
         return rec
 
     def results_path(self, rec: JobRecord) -> Path:
         return self.job_dir(rec.job_id) / rec.results_file
+
+    # -- one writer at a time
+    @contextmanager
+    def lock(self):
+        """Hold the results folder for one `evalsuite run`; a second one is refused with a clear
+        message instead of interleaving writes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / ".lock"
+        fh = open(path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise UserError(f"results folder {self.root} is in use by another evalsuite run ({holder}); wait for it to finish") from None
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}")
+            fh.flush()
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
 
     # -- experiments
     def write_experiment(self, rec: ExperimentRecord) -> Path:

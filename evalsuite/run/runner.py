@@ -147,6 +147,11 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     executor = make_executor(exp)
     refs = resolve_models(exp, store, console, quiet)
 
+    with store.lock():
+        return _run_jobs(exp, store, executor, refs, data_id, console, quiet)
+
+
+def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], data_id: str, console: Console, quiet: bool) -> RunOutcome:
     include_path = None
     if exp.use_mirror:
         from evalsuite import data
