@@ -174,3 +174,22 @@ def test_backend_validation(bad):
 
     with pytest.raises(ValidationError):
         Backend(**bad)
+
+
+def test_folder_identity_inside_a_hidden_cache_folder(tmp_path, monkeypatch):
+    """Models kept under e.g. .cache/evalsuite/fixtures are identified by their own files."""
+    monkeypatch.setenv("EVALSUITE_CACHE", str(tmp_path / "hashes"))
+    ids = []
+    for name, weights in [("a", b"one"), ("b", b"two")]:
+        m = tmp_path / ".cache" / "models" / name
+        m.mkdir(parents=True)
+        (m / "config.json").write_text("{}")
+        (m / "model.safetensors").write_bytes(weights)
+        (m / ".cache").mkdir()
+        (m / ".cache" / "junk").write_text(name)  # hidden content inside the model folder is ignored
+        ids.append(folder_identity(m))
+    assert ids[0] != ids[1]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="no model files"):
+        folder_identity(empty)

@@ -75,7 +75,12 @@ def _hash_cache_path() -> Path:
 def folder_identity(folder: Path) -> str:
     """sha256 over (relative name, file hash) of every file that can change a number."""
     folder = folder.resolve()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in IGNORED_FILES and ".cache" not in p.parts)
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.name not in IGNORED_FILES and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    if not files:
+        raise UserError(f"{folder}: no model files to identify")
     cache_file = _hash_cache_path()
     try:
         cache = json.loads(cache_file.read_text())

@@ -1,0 +1,40 @@
+"""The Ray executor on a local cluster (CPU): same job ids, same numbers as the local executor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import demo_config
+from evalsuite.cli.main import main
+from evalsuite.store import Store
+
+pytestmark = pytest.mark.slow
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture
+def local_cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_executor_matches_local_executor(demo_run, tmp_path, local_cluster):
+    cfg = demo_config(tmp_path, name="ray-run", **{"[ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": "[gpqa, musr]"})
+    assert main(["run", "--all", "--config", str(cfg), "--executor", "ray", "--quiet"]) == 0
+    ray_store = Store(tmp_path / "results")
+    rec = ray_store.read_experiment("ray-run")
+    jobs = [j for per in rec.jobs.values() for j in per.values()]
+    assert len(jobs) == 6
+    for job_id in jobs:
+        mine = ray_store.finished_job(job_id)
+        reference = demo_run.store.finished_job(job_id)
+        assert mine is not None and reference is not None
+        a = json.loads(ray_store.results_path(mine).read_text())
+        b = json.loads(demo_run.store.results_path(reference).read_text())
+        assert a["results"] == b["results"] and a["n-samples"] == b["n-samples"]
+        assert (ray_store.job_dir(job_id) / "command.sh").read_text() == (demo_run.store.job_dir(job_id) / "command.sh").read_text().replace(
+            str(demo_run.store.root.parent), str(ray_store.root.parent)
+        )
