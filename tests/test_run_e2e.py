@@ -134,3 +134,38 @@ def test_sigkill_midway_then_rerun_gives_identical_results(demo_run, tmp_path):
             pytest.fail(f"job id differs from the demo run's: { {k: (a.get(k), b.get(k)) for k in a if a.get(k) != b.get(k)} }")
         assert metrics_of(rerun.results_path(r)) == metrics_of(store.results_path(reference))
     assert not list(jobs.glob(".tmp-*")), "nothing half-written may remain"
+
+
+def test_failed_job_is_reported_with_its_log_and_others_continue(demo_run, tmp_path, capsys):
+    """A model whose weights are damaged makes its lm_eval crash: the run goes on, exit code 1."""
+    import shutil
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(demo_run.store.root.parent / ".cache" / "evalsuite" / "fixtures" / "parent_a", broken)
+    (broken / "model.safetensors").write_bytes(b"\0" * 64)
+    cfg = demo_config(
+        tmp_path, name="with-failure", results=demo_run.store.root,
+        **{"[ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": "[gpqa]", "  - fixture: parent_b\n": f"  - path: {broken}\n    name: broken\n"},
+    )
+    code = main(["run", "--all", "--config", str(cfg), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1
+    failed = [line for line in captured.err.splitlines() if line.startswith("failed:")]
+    assert failed and "broken / gpqa" in failed[0]
+    log = Path(failed[0].rsplit("log: ", 1)[1].strip())
+    assert log.is_file() and "safetensors" in log.read_text().lower()
+    rec = demo_run.store.read_experiment("with-failure")
+    assert set(rec.jobs) == {"tiny-merge", "tiny-parent_a", "broken"} and rec.jobs["broken"] == {}
+    assert rec.jobs["tiny-parent_a"]["gpqa"] == demo_run.store.read_experiment(demo_run.exp.name).jobs["tiny-parent_a"]["gpqa"]
+    assert not list(demo_run.store.jobs_dir.glob(".tmp-*"))
+
+
+def test_score_command_on_demo_results_gives_six_numbers_per_model(demo_run, capsys):
+    record = demo_run.store.read_experiment(demo_run.exp.name)
+    folders = [str(demo_run.store.job_dir(j)) for per in record.jobs.values() for j in per.values()]
+    assert main(["score", *folders, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3
+    for row in rows:
+        for key in ["IFEval", "BBH", "MATH Lvl 5", "MATH Lvl 5 (original parser)", "GPQA", "MuSR", "MMLU-PRO", "Average"]:
+            assert 0.0 <= row[key] <= 100.0

@@ -109,6 +109,11 @@ class _ProgressEvents:
     def _show(self) -> None:
         label = ", ".join(self.running.values()) or "idle"
         self.progress.update(self.current, description=label[:90], visible=True)
+        done = sum(len(per) for per in self.outcome.done.values())
+        failed = len(self.outcome.failed)
+        self.progress.update(
+            self.overall, description=f"jobs: {done} done, {len(self.running)} running, {failed} failed"
+        )
 
     def started(self, job: Job) -> None:
         self.running[job.job_id] = f"{job.model.name} · {job.benchmark}"

@@ -1,0 +1,112 @@
+"""Report figures (matplotlib, no pyplot state): each returns an SVG as a `data:` URI for an <img>.
+
+An SVG shown through <img> never runs script, and the data URI keeps the report one offline file.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, ever
+
+from matplotlib.figure import Figure  # noqa: E402
+
+COLORS = ["#1f5fa8", "#e08a1e", "#3a9a5b", "#b04a9c", "#7a7a7a", "#c23b3b"]
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "evalsuite", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+
+
+def _uri(fig: Figure) -> str:
+    buf = io.BytesIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def grouped_bars(columns: Sequence[str], values: Mapping[str, Mapping[str, Optional[float]]],
+                 intervals: Mapping[str, Mapping[str, tuple[float, float]]],
+                 published: Mapping[str, Mapping[str, float]]) -> str:
+    """Bars per benchmark, one per model, 95% interval whiskers; published values as black ticks."""
+    with matplotlib.rc_context(_RC):
+        models = list(values)
+        fig = Figure(figsize=(max(6.0, 1.25 * len(columns) + 1.5), 3.4))
+        ax = fig.subplots()
+        width = 0.8 / max(1, len(models))
+        for j, model in enumerate(models):
+            xs, ys, lo, hi = [], [], [], []
+            for i, col in enumerate(columns):
+                v = values[model].get(col)
+                if v is None:
+                    continue
+                x = i - 0.4 + width * (j + 0.5)
+                xs.append(x)
+                ys.append(v)
+                a, b = intervals.get(model, {}).get(col, (v, v))
+                lo.append(max(0.0, v - a))
+                hi.append(max(0.0, b - v))
+                pub = published.get(model, {}).get(col)
+                if pub is not None:
+                    ax.plot([x - width / 2, x + width / 2], [pub, pub], color="black", lw=1.6,
+                            label="published" if not any(h.get_label() == "published" for h in ax.lines) else None)
+            ax.bar(xs, ys, width=width * 0.92, color=COLORS[j % len(COLORS)], label=model, yerr=[lo, hi],
+                   error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333"})
+        ax.set_xticks(range(len(columns)), [c.replace(" (", "\n(") for c in columns])
+        ax.set_ylabel("normalized score (0–100)")
+        ax.grid(axis="y", color="#ddd", lw=0.6)
+        ax.set_axisbelow(True)
+        ax.legend(frameon=False, fontsize=8, ncols=min(4, len(models) + 1), loc="upper center", bbox_to_anchor=(0.5, 1.18))
+        return _uri(fig)
+
+
+def delta_heatmap(rows: Sequence[str], parents: Sequence[str], deltas: Mapping[str, Mapping[str, float]]) -> str:
+    """Subtasks x parents: candidate − parent, normalized points per subtask (blue = candidate ahead)."""
+    import numpy as np
+
+    with matplotlib.rc_context(_RC):
+        data = np.array([[deltas.get(p, {}).get(r, np.nan) for p in parents] for r in rows], dtype=float)
+        finite = data[np.isfinite(data)]
+        span = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+        fig = Figure(figsize=(2.2 + 1.5 * len(parents), 0.6 + 0.23 * len(rows)))
+        ax = fig.subplots()
+        im = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", vmin=-span, vmax=span, aspect="auto")
+        ax.set_yticks(range(len(rows)), rows, fontsize=7.5)
+        ax.set_xticks(range(len(parents)), [f"vs {p}" for p in parents], fontsize=8)
+        ax.xaxis.tick_top()
+        for i in range(len(rows)):
+            for j in range(len(parents)):
+                v = data[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:+.1f}", ha="center", va="center", fontsize=7,
+                            color="white" if abs(v) > 0.6 * span else "#222")
+        ax.spines[:].set_visible(False)
+        cbar = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03)
+        cbar.set_label("candidate − parent (normalized points)", fontsize=8)
+        return _uri(fig)
+
+
+def merge_plan(rows: Sequence[tuple[str, Optional[float], Mapping[str, tuple[float, float]]]], title: str) -> str:
+    """t per layer for each filter class of the recipe (the `MergePlan.rows()` view)."""
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(7.0, 2.8))
+        ax = fig.subplots()
+        rules: dict[str, tuple[list[int], list[float]]] = {}
+        for label, _, cells in rows:
+            if not label.isdigit():
+                continue
+            for rule, (lo, hi) in cells.items():
+                xs, ys = rules.setdefault(rule, ([], []))
+                xs.append(int(label))
+                ys.append((lo + hi) / 2)
+        for j, (rule, (xs, ys)) in enumerate(rules.items()):
+            ax.plot(xs, ys, marker="o", ms=2.5, lw=1.2, color=COLORS[j % len(COLORS)], label=rule)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("t (0 = base model)")
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(color="#ddd", lw=0.6)
+        ax.set_title(title, fontsize=9)
+        ax.legend(frameon=False, fontsize=8, loc="best")
+        return _uri(fig)
