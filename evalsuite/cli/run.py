@@ -23,6 +23,7 @@ def run(
     executor: Optional[str] = typer.Option(None, "--executor", help="local (default: one lm_eval process per job) or ray."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join a Ray cluster: auto or HOST:PORT (default: start a local one)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (CI logs)."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML comparison report."),
 ) -> None:
     """Run the experiment through lm-eval with the leaderboard's settings.
 
@@ -56,6 +57,11 @@ def run(
     console = Console(stderr=True, quiet=quiet)
     outcome = run_experiment(exp, console=console, quiet=quiet)
     store = Store(Path(exp.output.results))
+    if any(outcome.done.values()):
+        from evalsuite.history import record_run
+
+        run_id = record_run(store.root, store.read_experiment(exp.name), failed=outcome.failed)
+        console.print(f"history: recorded run {run_id} ({store.root / 'history.sqlite'})")
     out = Console(width=None if Console().is_terminal else 160)
     out.print(raw_table(outcome, store))
     scores = normalized_scores(outcome, store)
@@ -66,7 +72,13 @@ def run(
     for line in outcome.failed:
         console.print(f"[red]failed:[/] {line}")
     if not outcome.ok:
+        console.print("[yellow]no report:[/] some jobs failed (re-run to retry them; finished jobs are kept)")
         raise typer.Exit(1)
+    if not no_report:
+        from evalsuite.report import report_experiment
+
+        paths = report_experiment(exp)
+        console.print(f"report: {paths.html}  (evalsuite view --config {config} to browse)")
 
 
 def normalized_scores(outcome, store) -> list:

@@ -1,0 +1,65 @@
+"""`evalsuite regress`: the regression gate of a recorded run against a baseline (exit 0/1/2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from evalsuite.cli.history import RESULTS_HELP, results_root
+
+
+def regress(
+    baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline name (evalsuite baseline set) or run id."),
+    current: Optional[str] = typer.Option(None, "--current", help="Run id to check; default: the latest run of the baseline's experiment."),
+    tolerance: float = typer.Option(1.0, "--tolerance", help="Drops up to this many normalized points never fail."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the paired test (Holm-corrected)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML file (one test case per benchmark)."),
+    allow_drift: bool = typer.Option(False, "--allow-drift", help="Compare even if settings, task hashes or data differ (warn only)."),
+    results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
+    config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file (for its results folder)."),
+) -> None:
+    """Fail when a benchmark dropped by more than --tolerance points and the drop is significant.
+
+    Exit codes: 0 no regression, 1 regression, 2 error or runs not comparable (lm-eval version, task hashes, data or number-changing settings differ).
+
+    Examples:
+
+      evalsuite regress --baseline nightly --junit regress.xml
+
+      evalsuite regress --baseline 20261126T181502Z-3fa9c1 --tolerance 0.5
+    """
+    from rich.console import Console
+
+    from evalsuite.regress import junit_xml, regress as run_gate, render_table
+    from evalsuite.store import atomic_write_text
+
+    report = run_gate(results_root(results, config), baseline, current, tolerance=tolerance, alpha=alpha, allow_drift=allow_drift)
+
+    def err(line: str) -> None:
+        typer.echo(line, err=True)  # plain lines: never wrapped, greppable in CI logs
+
+    for note in report.notes:
+        err(f"note: {note}")
+    kind = "warning" if allow_drift else "error"
+    for d in report.differences:
+        err(f"{kind}: not comparable: {d.line()}")
+    if report.results:
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=160)
+        out.print(render_table(report))
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(junit, junit_xml(report))
+    code = report.exit_code
+    if code == 2:
+        err(f"regress: runs {report.baseline_run} and {report.current_run} are not comparable "
+            f"({len(report.differences)} differences; --allow-drift to compare anyway)")
+    elif code == 1:
+        names = ", ".join(f"{r.model}/{r.benchmark}" for r in report.regressions)
+        err(f"regress: REGRESSION in {names}")
+    else:
+        err("regress: no regression")
+    raise typer.Exit(code)

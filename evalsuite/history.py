@@ -1,0 +1,525 @@
+"""The run history: every finished `evalsuite run` recorded in `results/history.sqlite`.
+
+One row per run (id, time, experiment, lm-eval version, data identity), its models (identity and
+settings), its jobs (job id, full job identity, lm-eval's per-task `task_hashes`, where the
+results and per-sample logs are) and its leaderboard-normalized scores with standard errors per
+benchmark and per subtask (from `evalsuite.score`). Named baselines point at runs.
+
+A run is written in ONE transaction (WAL journal, synchronous=FULL): a crash or SIGKILL at any
+point leaves the whole run or none of it. Everything that can fail (reading and scoring results
+files) happens before the transaction starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, Field
+
+from evalsuite.errors import UserError
+from evalsuite.store import ExperimentRecord, Store
+
+DB_NAME = "history.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    experiment TEXT NOT NULL,
+    config_file TEXT,
+    finished REAL,
+    status TEXT NOT NULL,              -- ok | partial (some jobs failed)
+    failed TEXT NOT NULL,              -- JSON list of failure lines
+    lm_eval TEXT NOT NULL,             -- lm-eval version(s) of the jobs, comma-separated
+    data TEXT NOT NULL,                -- data identity(ies) of the jobs
+    candidate TEXT,
+    record TEXT NOT NULL               -- the ExperimentRecord JSON
+);
+CREATE TABLE IF NOT EXISTS run_models (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    ref TEXT NOT NULL,                 -- ModelRef JSON (dtype, device, chat template, ...)
+    PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS run_jobs (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    identity TEXT NOT NULL,            -- the job identity JSON (everything that changes a number)
+    task_hashes TEXT NOT NULL,         -- lm-eval's task_hashes of the results JSON
+    lm_eval_version TEXT,              -- as lm-eval wrote it into the results JSON
+    results_file TEXT NOT NULL,        -- relative to the results folder
+    samples_files TEXT NOT NULL,       -- JSON list, relative to the results folder
+    PRIMARY KEY (run_id, model, benchmark)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    score_id TEXT NOT NULL,            -- benchmark id, or an extra score id (MATH original parser)
+    display TEXT NOT NULL,
+    subtask TEXT NOT NULL,             -- '' for the benchmark's number, else the leaf task / metric key
+    value REAL NOT NULL,               -- leaderboard-normalized, 0-100
+    stderr REAL,                       -- normalized standard error, NULL when lm-eval gave none
+    raw REAL,
+    in_average INTEGER NOT NULL,
+    PRIMARY KEY (run_id, model, score_id, subtask)
+);
+CREATE TABLE IF NOT EXISTS baselines (
+    name TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment, seq);
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+class ScoreEntry(BaseModel):
+    model: str
+    benchmark: str
+    score_id: str
+    display: str
+    subtask: str = ""
+    value: float
+    stderr: Optional[float] = None
+    raw: Optional[float] = None
+    in_average: bool = True
+
+
+class JobEntry(BaseModel):
+    model: str
+    benchmark: str
+    job_id: str
+    identity: dict[str, Any]
+    task_hashes: dict[str, str] = Field(default_factory=dict)
+    lm_eval_version: Optional[str] = None
+    results_file: str
+    samples_files: list[str] = Field(default_factory=list)
+
+
+class ModelEntry(BaseModel):
+    name: str
+    role: str
+    identity: str
+    ref: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunInfo(BaseModel):
+    """One recorded run, as read back from the history."""
+
+    run_id: str
+    seq: int
+    created: float
+    experiment: str
+    config_file: Optional[str] = None
+    finished: Optional[float] = None
+    status: str = "ok"
+    failed: list[str] = Field(default_factory=list)
+    lm_eval: str
+    data: str
+    models: list[ModelEntry] = Field(default_factory=list)
+    jobs: list[JobEntry] = Field(default_factory=list)
+    scores: list[ScoreEntry] = Field(default_factory=list)
+
+    @property
+    def candidate(self) -> Optional[str]:
+        return next((m.name for m in self.models if m.role == "candidate"), None)
+
+    @property
+    def when(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created))
+
+    def job(self, model: str, benchmark: str) -> Optional[JobEntry]:
+        return next((j for j in self.jobs if j.model == model and j.benchmark == benchmark), None)
+
+    def score(self, model: str, score_id: str, subtask: str = "") -> Optional[ScoreEntry]:
+        return next((s for s in self.scores if s.model == model and s.score_id == score_id and s.subtask == subtask), None)
+
+    def main_scores(self, model: str) -> dict[str, ScoreEntry]:
+        """benchmark id -> the benchmark's own number (no subtasks, no extra scores)."""
+        return {s.benchmark: s for s in self.scores if s.model == model and s.subtask == "" and s.score_id == s.benchmark}
+
+
+class Baseline(BaseModel):
+    name: str
+    run_id: str
+    created: float
+
+
+# ---------------------------------------------------------------------------------------------
+# the database
+
+
+def db_path(results_root: Path) -> Path:
+    return Path(results_root) / DB_NAME
+
+
+def _connect(results_root: Path, *, create: bool) -> sqlite3.Connection:
+    path = db_path(results_root)
+    if not create and not path.is_file():
+        raise UserError(f"{path}: no run history yet (every `evalsuite run` records one)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = None
+    try:
+        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)  # explicit BEGIN/COMMIT
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.row_factory = sqlite3.Row
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            conn.execute("BEGIN IMMEDIATE")
+            try:  # one statement at a time: executescript would COMMIT on its own
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        elif version > SCHEMA_VERSION:
+            raise UserError(f"{path}: history schema {version} is newer than this evalsuite ({SCHEMA_VERSION}); upgrade evalsuite")
+    except (sqlite3.DatabaseError, UserError) as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"{path}: cannot open the run history ({exc})") from exc
+    return conn
+
+
+def new_run_id(now: Optional[float] = None) -> str:
+    """Sortable and unique: UTC time plus random hex, e.g. `20261126T181502Z-3fa9c1`."""
+    now = time.time() if now is None else now
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(3)
+
+
+# ---------------------------------------------------------------------------------------------
+# recording
+
+
+def _stderr_norm(se: Optional[float], baseline: float) -> Optional[float]:
+    """A subtask's standard error through normalize()'s linear map (see evalsuite.score)."""
+    if se is None or not math.isfinite(se):
+        return None
+    return 100.0 * se / (1.0 - baseline)
+
+
+def _job_scores(model: str, results_file: Path) -> list[ScoreEntry]:
+    """Normalized scores (benchmark and subtasks, with standard errors) of one job's results."""
+    from evalsuite.score import read_results_file, score_model, stderr_key
+    from evalsuite.suite import load_suite
+
+    suite = load_suite()
+    results = read_results_file(results_file)
+    scored = score_model(results, suite)
+    out: list[ScoreEntry] = []
+    for s in scored.scores.values():
+        bench = suite.get(s.benchmark)
+        metrics = bench.metrics if s.id == bench.id else next(e.metrics for e in bench.extra_scores if e.id == s.id)
+        common = dict(model=model, benchmark=bench.id, score_id=s.id, display=s.display, in_average=s.in_average)
+        out.append(ScoreEntry(value=s.value, stderr=s.stderr, raw=s.raw, **common))
+        for key, value in s.subtasks.items():
+            if bench.combine == "mean_of_metrics":  # keys are metric keys of the one task
+                task, metric = bench.leaf_tasks[0], key
+            else:
+                task, metric = key, metrics[0]
+            values = results.metrics.get(task, {})
+            out.append(ScoreEntry(
+                subtask=key, value=value, raw=values.get(metric),
+                stderr=_stderr_norm(values.get(stderr_key(metric)), bench.baseline_for(task)), **common,
+            ))
+    return out
+
+
+def _collect(results_root: Path, record: ExperimentRecord) -> tuple[list[ModelEntry], list[JobEntry], list[ScoreEntry]]:
+    store = Store(results_root)
+    models = [
+        ModelEntry(name=m["name"], role=m.get("role", "parent"), identity=str(m.get("identity", "")), ref=m)
+        for m in record.models
+    ]
+    jobs: list[JobEntry] = []
+    scores: list[ScoreEntry] = []
+    for model, per in record.jobs.items():
+        for bench, job_id in per.items():
+            rec = store.finished_job(job_id)
+            if rec is None:
+                raise UserError(f"{store.job_dir(job_id)}: job of {model} on {bench} is missing or damaged; cannot record the run")
+            results_file = store.results_path(rec)
+            data = json.loads(results_file.read_text())
+            hashes = data.get("task_hashes") if isinstance(data.get("task_hashes"), dict) else {}
+            jobs.append(JobEntry(
+                model=model, benchmark=bench, job_id=job_id, identity=rec.identity,
+                task_hashes={str(k): str(v) for k, v in hashes.items()},
+                lm_eval_version=data.get("lm_eval_version") if isinstance(data.get("lm_eval_version"), str) else None,
+                results_file=results_file.relative_to(store.root).as_posix(),
+                samples_files=[(store.job_dir(job_id) / f).relative_to(store.root).as_posix() for f in rec.samples_files],
+            ))
+            scores += [s for s in _job_scores(model, results_file) if s.benchmark == bench]
+    return models, jobs, scores
+
+
+def _joined(values: Iterable[Any]) -> str:
+    return ",".join(sorted({str(v) for v in values if v is not None}))
+
+
+def record_run(
+    results_root: Path,
+    experiment_record: ExperimentRecord,
+    *,
+    failed: Sequence[str] = (),
+    created: Optional[float] = None,
+    on_stage: Optional[Callable[[str], None]] = None,
+) -> str:
+    """Record one finished experiment run in the history; returns its run id.
+
+    `failed`: the run's failure lines (the run is then recorded with status `partial`).
+    `on_stage(stage)` is called inside the transaction after each table is written (`run`,
+    `models`, `jobs`, `scores`) — a hook for crash tests; nothing is visible before COMMIT."""
+    results_root = Path(results_root)
+    models, jobs, scores = _collect(results_root, experiment_record)
+    created = time.time() if created is None else created
+    run_id = new_run_id(created)
+    stage = on_stage or (lambda _stage: None)
+    with closing(_connect(results_root, create=True)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO runs (run_id, created, experiment, config_file, finished, status, failed, lm_eval, data, candidate, record)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id, created, experiment_record.experiment, experiment_record.config_file, experiment_record.finished,
+                    "partial" if failed else "ok", json.dumps(list(failed)),
+                    _joined(j.identity.get("lm_eval") for j in jobs), _joined(j.identity.get("data") for j in jobs),
+                    next((m.name for m in models if m.role == "candidate"), None), experiment_record.model_dump_json(),
+                ),
+            )
+            stage("run")
+            conn.executemany(
+                "INSERT INTO run_models (run_id, position, name, role, identity, ref) VALUES (?,?,?,?,?,?)",
+                [(run_id, i, m.name, m.role, m.identity, json.dumps(m.ref, sort_keys=True)) for i, m in enumerate(models)],
+            )
+            stage("models")
+            conn.executemany(
+                "INSERT INTO run_jobs (run_id, model, benchmark, job_id, identity, task_hashes, lm_eval_version, results_file, samples_files)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (run_id, j.model, j.benchmark, j.job_id, json.dumps(j.identity, sort_keys=True), json.dumps(j.task_hashes, sort_keys=True),
+                     j.lm_eval_version, j.results_file, json.dumps(j.samples_files))
+                    for j in jobs
+                ],
+            )
+            stage("jobs")
+            conn.executemany(
+                "INSERT INTO scores (run_id, model, benchmark, score_id, display, subtask, value, stderr, raw, in_average)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, s.model, s.benchmark, s.score_id, s.display, s.subtask, s.value, s.stderr, s.raw, int(s.in_average)) for s in scores],
+            )
+            stage("scores")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return run_id
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _run_from_rows(conn: sqlite3.Connection, row: sqlite3.Row, *, details: bool = True) -> RunInfo:
+    run_id = row["run_id"]
+    models = [
+        ModelEntry(name=r["name"], role=r["role"], identity=r["identity"], ref=json.loads(r["ref"]))
+        for r in conn.execute("SELECT * FROM run_models WHERE run_id=? ORDER BY position", (run_id,))
+    ]
+    jobs = []
+    if details:
+        jobs = [
+            JobEntry(
+                model=r["model"], benchmark=r["benchmark"], job_id=r["job_id"], identity=json.loads(r["identity"]),
+                task_hashes=json.loads(r["task_hashes"]), lm_eval_version=r["lm_eval_version"],
+                results_file=r["results_file"], samples_files=json.loads(r["samples_files"]),
+            )
+            for r in conn.execute("SELECT * FROM run_jobs WHERE run_id=? ORDER BY model, benchmark", (run_id,))
+        ]
+    query = "SELECT * FROM scores WHERE run_id=?" + ("" if details else " AND subtask=''") + " ORDER BY model, benchmark, score_id, subtask"
+    scores = [
+        ScoreEntry(
+            model=r["model"], benchmark=r["benchmark"], score_id=r["score_id"], display=r["display"], subtask=r["subtask"],
+            value=r["value"], stderr=r["stderr"], raw=r["raw"], in_average=bool(r["in_average"]),
+        )
+        for r in conn.execute(query, (run_id,))
+    ]
+    return RunInfo(
+        run_id=run_id, seq=row["seq"], created=row["created"], experiment=row["experiment"], config_file=row["config_file"],
+        finished=row["finished"], status=row["status"], failed=json.loads(row["failed"]), lm_eval=row["lm_eval"],
+        data=row["data"], models=models, jobs=jobs, scores=scores,
+    )
+
+
+def list_runs(
+    results_root: Path,
+    *,
+    experiment: Optional[str] = None,
+    model: Optional[str] = None,
+    limit: Optional[int] = None,
+    details: bool = False,
+) -> list[RunInfo]:
+    """Recorded runs, oldest first; `model` keeps runs that evaluated a model of that name.
+    Without `details` only benchmark-level scores are read (no jobs, no subtasks)."""
+    where, args = [], []
+    if experiment is not None:
+        where.append("experiment = ?")
+        args.append(experiment)
+    if model is not None:
+        where.append("run_id IN (SELECT run_id FROM run_models WHERE name = ?)")
+        args.append(model)
+    sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with closing(_connect(results_root, create=False)) as conn:
+        rows = conn.execute(sql, args).fetchall()
+        return [_run_from_rows(conn, r, details=details) for r in reversed(rows)]
+
+
+def get_run(results_root: Path, run_id: str) -> RunInfo:
+    """One run with its jobs and all scores. `run_id` may be a unique prefix."""
+    if not run_id:
+        raise UserError("empty run id (see `evalsuite history`)")
+    like = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with closing(_connect(results_root, create=False)) as conn:
+        rows = conn.execute("SELECT * FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY seq", (like,)).fetchall()
+        exact = [r for r in rows if r["run_id"] == run_id]
+        if exact:
+            rows = exact
+        if not rows:
+            raise UserError(f"{db_path(results_root)}: no run {run_id!r} in the history (see `evalsuite history`)")
+        if len(rows) > 1:
+            raise UserError(f"run id {run_id!r} is ambiguous ({len(rows)} runs start with it)")
+        return _run_from_rows(conn, rows[0])
+
+
+def latest_run(results_root: Path, *, experiment: Optional[str] = None, ok_only: bool = False) -> RunInfo:
+    sql, args = "SELECT * FROM runs", []
+    cond = []
+    if experiment is not None:
+        cond.append("experiment = ?")
+        args.append(experiment)
+    if ok_only:
+        cond.append("status = 'ok'")
+    if cond:
+        sql += " WHERE " + " AND ".join(cond)
+    sql += " ORDER BY seq DESC LIMIT 1"
+    with closing(_connect(results_root, create=False)) as conn:
+        row = conn.execute(sql, args).fetchone()
+        if row is None:
+            what = f" of experiment {experiment!r}" if experiment else ""
+            raise UserError(f"{db_path(results_root)}: no recorded run{what} yet")
+        return _run_from_rows(conn, row)
+
+
+# ---------------------------------------------------------------------------------------------
+# baselines
+
+
+def set_baseline(results_root: Path, name: str, run_id: Optional[str] = None) -> Baseline:
+    """Point baseline `name` at a run (default: the latest complete run). Replaces an old pointer."""
+    from evalsuite.config import SAFE_NAME
+
+    if not SAFE_NAME.match(name):
+        raise UserError(f"baseline name {name!r} must be letters, digits, '.', '_' or '-'")
+    run = get_run(results_root, run_id) if run_id else latest_run(results_root, ok_only=True)
+    created = time.time()
+    with closing(_connect(results_root, create=False)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT OR REPLACE INTO baselines (name, run_id, created) VALUES (?,?,?)", (name, run.run_id, created))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return Baseline(name=name, run_id=run.run_id, created=created)
+
+
+def list_baselines(results_root: Path) -> list[Baseline]:
+    with closing(_connect(results_root, create=False)) as conn:
+        return [Baseline(name=r["name"], run_id=r["run_id"], created=r["created"]) for r in conn.execute("SELECT * FROM baselines ORDER BY name")]
+
+
+def resolve_run(results_root: Path, ref: str) -> RunInfo:
+    """A baseline name or a run id (or unique prefix) -> the run."""
+    with closing(_connect(results_root, create=False)) as conn:
+        row = conn.execute("SELECT run_id FROM baselines WHERE name = ?", (ref,)).fetchone()
+    return get_run(results_root, row["run_id"] if row else ref)
+
+
+# ---------------------------------------------------------------------------------------------
+# trend plot
+
+
+def trend_figure(results_root: Path, experiment: str, *, model: Optional[str] = None):
+    """A matplotlib Figure: each benchmark's normalized score over the experiment's recorded runs
+    (one panel per benchmark, one line per model, error bars = standard errors)."""
+    from matplotlib.figure import Figure
+
+    from evalsuite.suite import load_suite
+
+    runs = list_runs(results_root, experiment=experiment, model=model)
+    if not runs:
+        raise UserError(f"{db_path(results_root)}: no recorded run of experiment {experiment!r}")
+    suite = load_suite()
+    benches = [b for b in suite.benchmarks if any(s.benchmark == b.id for r in runs for s in r.scores)]
+    cols = min(3, len(benches))
+    rows = math.ceil(len(benches) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
+    labels = [time.strftime("%m-%d %H:%M", time.localtime(r.created)) for r in runs]
+    for k, bench in enumerate(benches):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        names = list(dict.fromkeys(m.name for r in runs for m in r.models if model is None or m.name == model))
+        for name in names:
+            xs, ys, es = [], [], []
+            for i, r in enumerate(runs):
+                s = r.main_scores(name).get(bench.id)
+                if s is not None:
+                    xs.append(i)
+                    ys.append(s.value)
+                    es.append(s.stderr or 0.0)
+            if xs:
+                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+        ax.set_title(bench.display)
+        ax.set_ylabel("normalized score")
+        ax.set_xticks(range(len(runs)), labels, rotation=45, ha="right", fontsize=7)
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"{experiment}: scores per recorded run")
+    return fig
+
+
+def trend_png(results_root: Path, experiment: str, *, model: Optional[str] = None, dpi: int = 100) -> bytes:
+    """`trend_figure` rendered to PNG bytes (for embedding in reports)."""
+    import io
+
+    buf = io.BytesIO()
+    trend_figure(results_root, experiment, model=model).savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

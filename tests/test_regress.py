@@ -1,0 +1,268 @@
+"""`evalsuite regress` on real demo runs: a re-run against itself passes, a worse candidate fails
+naming the benchmark (JUnit failure), drift in task hashes / lm-eval version stops the gate."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sqlite3
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evalsuite.cli.main import main
+from evalsuite.fixtures.tiny import build_demo_models
+from evalsuite.history import db_path, get_run, record_run
+from evalsuite.regress import BenchmarkResult, Difference, RegressReport, junit_xml, regress
+from evalsuite.store import ExperimentRecord, JobRecord, Store, atomic_write_text, file_sha256
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "examples" / "demo.yaml"
+BENCHMARKS = ["bbh", "gpqa"]
+
+
+def demo_config(dest: Path, results: Path, *, candidate: dict | None = None) -> Path:
+    """examples/demo.yaml for the tests: the demo's fixture candidate (or `candidate`) alone, two
+    benchmarks, 2 documents per task, output into `results`. Relative paths of the demo (mirror,
+    recipe, model folders) resolve against examples/, as they would there."""
+    data = yaml.safe_load(DEMO.read_text())
+
+    def absolute(p: str) -> str:
+        return str((DEMO.parent / p).resolve())
+
+    data["data"]["mirror"] = absolute(data["data"]["mirror"])
+    data["local_models"] = {k: absolute(v) for k, v in (data.get("local_models") or {}).items()}
+    data.update(name="nightly-demo", benchmarks=BENCHMARKS, limit=2, parents=[])
+    data["candidate"] = candidate or {"fixture": "candidate"}
+    for key in ("path", "recipe"):
+        if key in data["candidate"]:
+            data["candidate"][key] = absolute(data["candidate"][key])
+    data["output"] = {"results": str(results), "reports": str(results.parent / "reports")}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(yaml.safe_dump(data, sort_keys=False))
+    return dest
+
+
+def run(config: Path) -> ExperimentRecord:
+    assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+    return Store(Path(yaml.safe_load(config.read_text())["output"]["results"])).read_experiment("nightly-demo")
+
+
+def flipped_copy(root: Path, job_id: str) -> str:
+    """SYNTHETIC "worse" job, not a model run: a copy of a real stored job whose per-sample
+    `acc_norm` is set to 0 for every document (and the results JSON recomputed to match).
+    Random tiny fixture models are statistically indistinguishable on the fixture data (see
+    test_a_real_other_model_is_not_a_significant_regression), so a significant regression of a
+    real model cannot be produced on CPU in seconds; this stands in for "a model that now answers
+    every document wrongly" on the same documents, with the same identity and settings."""
+    store = Store(root)
+    rec = store.finished_job(job_id)
+    new_id = f"{job_id}-flipped"
+    shutil.copytree(store.job_dir(job_id), store.job_dir(new_id))
+    folder = store.job_dir(new_id)
+    for name in rec.samples_files:
+        lines = []
+        for line in (folder / name).read_text().splitlines():
+            sample = json.loads(line)
+            sample["acc_norm"] = 0.0
+            lines.append(json.dumps(sample))
+        (folder / name).write_text("\n".join(lines) + "\n")
+    results = json.loads((folder / rec.results_file).read_text())
+    for entry in results["results"].values():
+        if "acc_norm,none" in entry:
+            entry["acc_norm,none"] = 0.0
+    (folder / rec.results_file).write_text(json.dumps(results))
+    hashes = {rel: file_sha256(folder / rel) for rel in rec.sha256}  # the store checks them
+    atomic_write_text(folder / "job.json", rec.model_copy(update={"job_id": new_id, "sha256": hashes}).model_dump_json())
+    return new_id
+
+
+def discordant(root: Path, base_job: str, cur_job: str) -> tuple[int, int, int]:
+    """Independent count from the samples files: (documents, right only now, right only before)."""
+    def correct(job_id: str) -> dict:
+        rec = JobRecord.model_validate_json((root / "jobs" / job_id / "job.json").read_text())
+        out = {}
+        for name in rec.samples_files:
+            for line in (root / "jobs" / job_id / name).read_text().splitlines():
+                s = json.loads(line)
+                out[(name.split("samples_")[1].rsplit("_20", 1)[0], s["doc_id"])] = s["acc_norm"] >= 0.5
+        return out
+
+    a, b = correct(base_job), correct(cur_job)
+    assert a.keys() == b.keys()
+    return len(a), sum(b[k] and not a[k] for k in a), sum(a[k] and not b[k] for k in a)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Real demo runs, recorded in a history of this module's own results folder:
+    a1 = the demo candidate; a2 = `evalsuite run` again (every job reused); b = a real run with
+    another tiny model as candidate (fixture parent_b, given as a local folder); w = synthetic
+    worse candidate (flipped_copy of a1's BBH job, a1's GPQA job)."""
+    shared = tmp_path_factory.getbasetemp() / "regress-demo"  # the same jobs as tests/test_history.py
+    rec_a1 = run(demo_config(shared / "a.yaml", shared / "results"))
+    rec_a2 = run(demo_config(shared / "a.yaml", shared / "results"))
+    other = build_demo_models(shared / "models")["parent_b"]  # a plain local model folder
+    rec_b = run(demo_config(shared / "b.yaml", shared / "results", candidate={"path": str(other), "name": "tiny-other"}))
+    assert rec_b.jobs["tiny-other"]["bbh"] != rec_a1.jobs["tiny-candidate"]["bbh"]
+
+    root = tmp_path_factory.mktemp("regress") / "results"
+    shutil.copytree(shared / "results" / "jobs", root / "jobs", ignore=shutil.ignore_patterns(".tmp-*", ".stale-*"))
+    ids = {"a1": record_run(root, rec_a1), "a2": record_run(root, rec_a2), "b": record_run(root, rec_b)}
+    worse = rec_a1.model_copy(deep=True)
+    worse.jobs["tiny-candidate"]["bbh"] = flipped_copy(root, rec_a1.jobs["tiny-candidate"]["bbh"])
+    ids["w"] = record_run(root, worse)
+    return root, ids
+
+
+def gate(root: Path, *args: str) -> int:
+    return main(["regress", "--results", str(root), *args])
+
+
+def junit_cases(path: Path) -> dict[str, ET.Element]:
+    tree = ET.parse(path)  # valid XML or this raises
+    return {c.get("name"): c for c in tree.getroot().iter("testcase")}
+
+
+@pytest.mark.slow
+def test_rerun_against_itself_passes(runs, tmp_path, capsys):
+    root, ids = runs
+    assert get_run(root, ids["a1"]).jobs == get_run(root, ids["a2"]).jobs  # same stored jobs, two runs
+    junit = tmp_path / "ci" / "regress.xml"
+    assert gate(root, "--baseline", ids["a1"], "--current", ids["a2"], "--junit", str(junit)) == 0
+    captured = capsys.readouterr()
+    assert "no regression" in captured.err and "BBH" in captured.out and "GPQA" in captured.out
+    cases = junit_cases(junit)
+    assert set(cases) == {"BBH", "GPQA"}
+    assert not any(c.find("failure") is not None or c.find("error") is not None for c in cases.values())
+
+
+@pytest.mark.slow
+def test_worse_candidate_fails_naming_the_benchmark(runs, tmp_path, capsys):
+    root, ids = runs
+    junit = tmp_path / "regress.xml"
+    assert gate(root, "--baseline", ids["a1"], "--current", ids["w"], "--junit", str(junit)) == 1
+    err = capsys.readouterr().err
+    assert "REGRESSION in tiny-candidate/bbh" in err and "gpqa" not in err.split("REGRESSION")[1]
+    cases = junit_cases(junit)
+    failure = cases["BBH"].find("failure")
+    assert failure is not None and "BBH regressed by" in failure.get("message")
+    assert cases["GPQA"].find("failure") is None
+    root_el = ET.parse(junit).getroot()
+    assert root_el.get("failures") == "1" and root_el.get("errors") == "0"
+
+    report = regress(root, ids["a1"], ids["w"])
+    bbh = next(r for r in report.results if r.benchmark == "bbh")
+    n, only_now, only_before = discordant(root, get_run(root, ids["a1"]).job("tiny-candidate", "bbh").job_id,
+                                          get_run(root, ids["w"]).job("tiny-candidate", "bbh").job_id)
+    assert only_now == 0 and only_before >= 8  # the baseline's right answers, all lost
+    assert (bbh.n_docs, bbh.only_current, bbh.only_baseline) == (n, only_now, only_before)
+    assert bbh.current == 0.0 and bbh.delta == pytest.approx(-bbh.baseline)
+    assert bbh.p_value == pytest.approx(2 * 0.5 ** only_before)  # exact McNemar with no discordance the other way
+    # the other way round it is a significant improvement, which never fails the gate
+    back = regress(root, ids["w"], ids["a1"])
+    assert [r.status for r in back.results] == ["improvement", "unchanged"] and back.exit_code == 0
+    # a tolerance larger than the drop lets it pass; so does a significance level below its p
+    assert gate(root, "--baseline", ids["a1"], "--current", ids["w"], "--tolerance", str(bbh.baseline + 1)) == 0
+    assert gate(root, "--baseline", ids["a1"], "--current", ids["w"], "--alpha", str(bbh.p_holm / 2)) == 0
+
+
+@pytest.mark.slow
+def test_a_real_other_model_is_not_a_significant_regression(runs, capsys):
+    """A real lm-eval run of another random tiny model: comparable (only the model changed), the
+    paired statistics count the real per-document disagreements, and random-vs-random
+    differences on 2 documents per task are not significant."""
+    root, ids = runs
+    report = regress(root, ids["a1"], ids["b"])
+    assert report.comparable and report.exit_code == 0
+    base, cur = get_run(root, ids["a1"]), get_run(root, ids["b"])
+    for r in report.results:
+        assert r.model == "tiny-other" and r.paired and r.status == "unchanged"
+        n, only_now, only_before = discordant(root, base.job("tiny-candidate", r.benchmark).job_id, cur.job("tiny-other", r.benchmark).job_id)
+        assert (r.n_docs, r.only_current, r.only_baseline) == (n, only_now, only_before)
+        k, m = min(only_now, only_before), only_now + only_before
+        exact = 1.0 if m == 0 else min(1.0, sum(math.comb(m, i) for i in range(k + 1)) / 2 ** (m - 1))
+        assert r.p_value == pytest.approx(exact)
+        assert r.delta == pytest.approx(cur.main_scores("tiny-other")[r.benchmark].value - base.main_scores("tiny-candidate")[r.benchmark].value)
+    assert gate(root, "--baseline", ids["a1"], "--current", ids["b"]) == 0
+    assert "tiny-other" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_drift_in_task_hash_and_lm_eval_version_stops_the_gate(runs, tmp_path, capsys):
+    root, ids = runs
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy)  # history.sqlite (+ WAL) and jobs: the recorded values are edited below
+    bbh_task = "leaderboard_bbh_boolean_expressions"
+    with sqlite3.connect(db_path(copy)) as conn:
+        identity, hashes = conn.execute("SELECT identity, task_hashes FROM run_jobs WHERE run_id=? AND benchmark='bbh'", (ids["a2"],)).fetchone()
+        identity, hashes = json.loads(identity), json.loads(hashes)
+        identity["lm_eval"] = "0.4.99"
+        hashes[bbh_task] = "0" * 64
+        conn.execute("UPDATE run_jobs SET identity=?, task_hashes=? WHERE run_id=? AND benchmark='bbh'",
+                     (json.dumps(identity), json.dumps(hashes), ids["a2"]))
+    junit = tmp_path / "regress.xml"
+    assert gate(copy, "--baseline", ids["a1"], "--current", ids["a2"], "--junit", str(junit)) == 2
+    err = capsys.readouterr().err
+    drift = [line for line in err.splitlines() if "not comparable:" in line]
+    assert any("bbh: lm_eval differs" in line and "0.4.99" in line for line in drift)
+    assert any(f"task hash of {bbh_task} differs" in line for line in drift)
+    assert len(drift) == 2  # GPQA's jobs and every other task hash are unchanged
+    error = junit_cases(junit)["comparability"].find("error")
+    assert error is not None and "0.4.99" in error.text
+    # --allow-drift compares anyway and only warns
+    assert gate(copy, "--baseline", ids["a1"], "--current", ids["a2"], "--allow-drift") == 0
+    err = capsys.readouterr().err
+    assert "warning: not comparable:" in err and "no regression" in err
+
+
+@pytest.mark.slow
+def test_baseline_by_name_and_default_current(runs, tmp_path, capsys):
+    root, ids = runs
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy)
+    assert main(["baseline", "set", "nightly", "--run", ids["a1"], "--results", str(copy)]) == 0
+    capsys.readouterr()
+    assert gate(copy, "--baseline", "nightly") == 1  # default current = the latest run = w
+    assert f"run {ids['w']} vs baseline {ids['a1']}" in capsys.readouterr().out.replace("\n", " ")
+    assert gate(copy, "--baseline", "no-such-baseline") == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert gate(copy, "--baseline", "nightly", "--tolerance", "-1") == 2
+
+
+def test_junit_is_valid_and_escaped():
+    nasty = 'm<&>"\'\x01model'
+    report = RegressReport(
+        experiment="exp<1>", baseline_run="r1", current_run="r2", tolerance=1.0, alpha=0.05, allow_drift=True,
+        differences=[Difference(model=nasty, benchmark="bbh", field="task hash of x&y", baseline="a<b", current="c>d")],
+        results=[
+            BenchmarkResult(model=nasty, benchmark="bbh", display="BBH & co", baseline=50.0, current=40.0, delta=-10.0,
+                            status="regression", reason="drop <big> & \"significant\""),
+            BenchmarkResult(model="ok", benchmark="gpqa", display="GPQA", baseline=5.0, current=5.0, delta=0.0),
+        ],
+    )
+    root = ET.fromstring(junit_xml(report).encode())
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert set(cases) == {"BBH & co", "GPQA", "comparability"}
+    assert cases["BBH & co"].get("classname") == "exp<1>.m<&>\"'?model"
+    assert "drop <big> & \"significant\"" in cases["BBH & co"].find("failure").text
+    assert cases["comparability"].find("error") is None  # drift allowed: a warning in system-err
+    assert "x&y" in cases["comparability"].find("system-err").text
+    assert root.get("failures") == "1" and report.exit_code == 1
+
+
+@pytest.mark.slow
+def test_without_sample_logs_the_tolerance_alone_decides(runs, tmp_path):
+    root, ids = runs
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy)
+    worse = get_run(copy, ids["w"]).job("tiny-candidate", "bbh")
+    shutil.rmtree(copy / "jobs" / worse.job_id)  # the job folder is gone, its scores stay in the history
+    report = regress(copy, ids["a1"], ids["w"])
+    bbh = next(r for r in report.results if r.benchmark == "bbh")
+    assert not bbh.paired and bbh.p_value is None and "tolerance only" in bbh.reason
+    assert bbh.status == "regression" and report.exit_code == 1
+    assert regress(copy, ids["a1"], ids["w"], tolerance=-bbh.delta + 0.01).exit_code == 0
