@@ -39,18 +39,19 @@ class RunOutcome(BaseModel):
         return [store.results_path(r) for per in self.done.values() for r in per.values()]
 
 
-def check_data(exp: Experiment) -> str:
-    """The data identity; a broken mirror is a UserError raised before anything is written."""
+def check_data(exp: Experiment) -> dict[str, str]:
+    """Each benchmark's data identity (its own dataset only, so changing one dataset re-runs only
+    its jobs); a broken mirror is a UserError raised before anything is written."""
     from evalsuite import data
 
     if not exp.use_mirror:
-        return "hub"
+        return {b: "hub" for b in exp.benchmarks}
     mirror = Path(exp.data.mirror)
     problems = data.mirror_problems(mirror, exp.benchmarks)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UserError(f"data.mirror {mirror}: {problems[0]}{more}")
-    return data.data_identity(mirror, exp.benchmarks)
+    return {b: data.data_identity(mirror, [b]) for b in exp.benchmarks}
 
 
 def resolve_models(exp: Experiment, store: Store, console: Console, quiet: bool = False) -> list[ModelRef]:
@@ -81,7 +82,7 @@ def _fixture_map(exp: Experiment) -> dict[str, Path]:
     return build_demo_models(fixtures_root(exp))
 
 
-def plan_jobs(exp: Experiment, refs: list[ModelRef], data_id: str, include_path: Optional[Path], nltk_dir: Optional[Path]) -> list[Job]:
+def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], include_path: Optional[Path], nltk_dir: Optional[Path]) -> list[Job]:
     suite = load_suite()
     settings = JobSettings(batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, threads=exp.threads, backend=exp.backend)
     return [
@@ -90,7 +91,7 @@ def plan_jobs(exp: Experiment, refs: list[ModelRef], data_id: str, include_path:
             benchmark=b,
             task=suite.get(b).group,
             settings=settings,
-            data_id=data_id,
+            data_id=data_ids[b],
             include_path=include_path,
             nltk_data=nltk_dir if b == "ifeval" else None,
         )
@@ -148,23 +149,23 @@ def make_executor(exp: Experiment):
 def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet: bool = False) -> RunOutcome:
     console = console or Console(stderr=True, quiet=quiet)
     store = Store(Path(exp.output.results))
-    data_id = check_data(exp)
+    data_ids = check_data(exp)
     executor = make_executor(exp)
     refs = resolve_models(exp, store, console, quiet)
 
     with store.lock():
-        return _run_jobs(exp, store, executor, refs, data_id, console, quiet)
+        return _run_jobs(exp, store, executor, refs, data_ids, console, quiet)
 
 
-def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], data_id: str, console: Console, quiet: bool) -> RunOutcome:
+def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], data_ids: dict[str, str], console: Console, quiet: bool) -> RunOutcome:
     include_path = None
     if exp.use_mirror:
         from evalsuite import data
 
-        include_path = store.tasks_dir(data_id)
+        include_path = store.tasks_dir(data.data_identity(Path(exp.data.mirror), exp.benchmarks))
         if not include_path.is_dir():
             include_path.parent.mkdir(parents=True, exist_ok=True)
-            data.write_task_overrides(Path(exp.data.mirror), load_suite().ids, include_path)
+            data.write_task_overrides(Path(exp.data.mirror), exp.benchmarks, include_path)
     nltk_dir = None
     if "ifeval" in exp.benchmarks:
         from evalsuite.nltk_data import ensure_punkt_tab
@@ -174,7 +175,7 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
         if status.kind in {"standin", "missing"}:
             console.print(f"[yellow]warning:[/] NLTK punkt_tab: {status.detail} — IFEval scores may differ from the leaderboard's")
 
-    jobs = plan_jobs(exp, refs, data_id, include_path, nltk_dir)
+    jobs = plan_jobs(exp, refs, data_ids, include_path, nltk_dir)
     outcome = RunOutcome(experiment=exp.name, models=refs, done={r.name: {} for r in refs})
     pending = []
     for job in jobs:
