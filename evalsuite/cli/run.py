@@ -69,10 +69,10 @@ def run(
         from evalsuite.score import render_table
 
         out.print(render_table(scores, title="Open LLM Leaderboard v2 (normalized)"))
-    for line in outcome.failed:
-        console.print(f"[red]failed:[/] {line}")
-    if not outcome.ok:
-        console.print("[yellow]no report:[/] some jobs failed (re-run to retry them; finished jobs are kept)")
+    if not outcome.ok:  # said even with --quiet
+        for line in outcome.failed:
+            typer.echo(f"failed: {line}", err=True)
+        typer.echo("no report: some jobs failed (re-run to retry them; finished jobs are kept)", err=True)
         raise typer.Exit(1)
     if not no_report:
         from evalsuite.report import report_experiment

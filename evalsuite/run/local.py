@@ -49,13 +49,16 @@ def resolve_launcher(launcher: list[str]) -> list[str]:
     return [sys.executable, "-m", launcher[0], *launcher[1:]]
 
 
-def execute(job: Job, workdir: Path, cache_prefix: Optional[Path], on_output: Optional[Callable[[str], None]] = None) -> Execution:
-    """Run the job's lm_eval command with output under `workdir/output`, log in `workdir/lm_eval.log`."""
+def execute(
+    job: Job, workdir: Path, cache_prefix: Optional[Path], on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None
+) -> Execution:
+    """Run the job's lm_eval command with output under `workdir/output`, log in `workdir/lm_eval.log`.
+    `placement`: extra environment that only says where it runs (e.g. CUDA_VISIBLE_DEVICES)."""
     (workdir / "command.sh").write_text(job.shell_script())
     argv = [*resolve_launcher(job.launcher()), *job.lm_eval_args(workdir / "output")]
     if cache_prefix is not None:
         argv += ["--use_cache", str(cache_prefix)]
-    env = {**os.environ, **job.env(), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **job.env(), **(placement or {}), "PYTHONUNBUFFERED": "1"}
     log_path = workdir / "lm_eval.log"
     started = time.time()
     with log_path.open("wb") as log:
@@ -109,41 +112,45 @@ def _failed(job: Job, workdir: Path, store: Store, why: str) -> JobFailed:
     return JobFailed(job, kept, why)
 
 
-def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] = None) -> JobRecord:
+def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None) -> JobRecord:
     """Run one job to completion on this machine and commit it. Raises JobFailed."""
     workdir = store.new_job_dir(job.job_id)
-    ex = execute(job, workdir, store.cache_prefix(job.job_id), on_output)
+    ex = execute(job, workdir, store.cache_prefix(job.job_id), on_output, placement)
     return commit(job, workdir, ex, store)
 
 
 class LocalExecutor:
-    """Jobs as child processes on this machine, `workers` at a time (jobs of one model together,
-    so with one worker a model's memory is released before the next model loads)."""
+    """Jobs as child processes on this machine, `workers` at a time. With several workers on a
+    GPU machine each worker owns one GPU (CUDA_VISIBLE_DEVICES = its slot)."""
 
     name = "local"
 
     def __init__(self, workers: int = 1):
         self.workers = workers
 
-    def _one(self, job: Job, store: Store, events: Events) -> None:
+    def _one(self, job: Job, store: Store, events: Events, slots) -> None:
+        slot = slots.get()
+        placement = {"CUDA_VISIBLE_DEVICES": str(slot)} if self.workers > 1 and job.model.device.startswith("cuda") else None
         events.started(job)
         try:
-            record = run_job(job, store, on_output=lambda line: events.output(job, line))
+            record = run_job(job, store, on_output=lambda line: events.output(job, line), placement=placement)
         except JobFailed as exc:
             events.failed(job, str(exc))
         else:
             events.finished(job, record)
+        finally:
+            slots.put(slot)
 
     def run(self, jobs: list[Job], store: Store, events: Events) -> None:
-        if self.workers == 1:
-            for job in jobs:
-                self._one(job, store, events)
-            return
+        import queue
         from concurrent.futures import ThreadPoolExecutor
 
+        slots: queue.Queue = queue.Queue()
+        for i in range(self.workers):
+            slots.put(i)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for future in [pool.submit(self._one, job, store, events) for job in jobs]:
-                future.result()  # re-raise KeyboardInterrupt-free bugs from the worker threads
+            for future in [pool.submit(self._one, job, store, events, slots) for job in jobs]:
+                future.result()  # surface bugs raised in the worker threads
 
 
 def _die_with_parent() -> None:
