@@ -152,6 +152,9 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     data_ids = check_data(exp)
     executor = make_executor(exp)
     refs = resolve_models(exp, store, console, quiet)
+    for ref in refs:
+        if ref.trust_remote_code:
+            console.print(f"[yellow]warning:[/] {ref.name}: trust_remote_code is on — the model's own Python code will run")
 
     with store.lock():
         return _run_jobs(exp, store, executor, refs, data_ids, console, quiet)
