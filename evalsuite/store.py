@@ -47,6 +47,16 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def normal_modes(folder: Path) -> None:
+    """mkdtemp makes 0700 folders (and safetensors writers 0600 files): before a temp folder is
+    renamed into place, give it and its files the modes the umask would have given them."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for p in folder.iterdir():
+        p.chmod(0o666 & ~umask)
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

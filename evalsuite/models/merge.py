@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from evalsuite.errors import UserError
 from evalsuite.models.merge_plan import MergePlan, build_plan, release_loaders
 from evalsuite.models.merge_recipe import Recipe, check_parents, load_recipe, resolve_parents
+from evalsuite.store import normal_modes
 
 MARKER = "evalsuite_merge.json"
 PLAN_FILE = "merge_plan.json"
@@ -176,7 +177,7 @@ def build_merge(
         inputs = pending.result() if pending is not None else inputs
         fingerprint = _fingerprint(inputs)
         (tmp / PLAN_FILE).write_text(plan.model_dump_json(indent=1) + "\n")
-        _normal_modes(tmp)
+        normal_modes(tmp)
         record = {
             "schema_version": SCHEMA_VERSION,
             "fingerprint": fingerprint,
@@ -207,15 +208,6 @@ def _run_mergekit(rec: Recipe, out: Path, max_shard: int, progress: bool) -> Non
     # mergekit writes the recipe only as mergekit_config.yml (verbatim text, since we pass it).
     if not (out / "mergekit_config.yml").is_file():
         (out / "mergekit_config.yml").write_text(rec.text)
-
-
-def _normal_modes(folder: Path) -> None:
-    """mkdtemp makes 0700 folders and safetensors 0600 files: give them the umask's modes."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for p in folder.iterdir():
-        p.chmod(0o666 & ~umask)
 
 
 def _remove_stale_temps(out_dir: Path) -> None:
