@@ -17,7 +17,9 @@ from evalsuite.cli.main import main
 from evalsuite.fixtures.tiny import build_demo_models
 from evalsuite.history import db_path, get_run, record_run
 from evalsuite.regress import BenchmarkResult, Difference, RegressReport, junit_xml, regress
-from evalsuite.store import ExperimentRecord, JobRecord, Store, atomic_write_text, file_sha256
+from evalsuite.store import ExperimentRecord, JobRecord, Store
+
+from regress_models import train_good_model
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "examples" / "demo.yaml"
@@ -51,35 +53,6 @@ def run(config: Path) -> ExperimentRecord:
     return Store(Path(yaml.safe_load(config.read_text())["output"]["results"])).read_experiment("nightly-demo")
 
 
-def flipped_copy(root: Path, job_id: str) -> str:
-    """SYNTHETIC "worse" job, not a model run: a copy of a real stored job whose per-sample
-    `acc_norm` is set to 0 for every document (and the results JSON recomputed to match).
-    Random tiny fixture models are statistically indistinguishable on the fixture data (see
-    test_a_real_other_model_is_not_a_significant_regression), so a significant regression of a
-    real model cannot be produced on CPU in seconds; this stands in for "a model that now answers
-    every document wrongly" on the same documents, with the same identity and settings."""
-    store = Store(root)
-    rec = store.finished_job(job_id)
-    new_id = f"{job_id}-flipped"
-    shutil.copytree(store.job_dir(job_id), store.job_dir(new_id))
-    folder = store.job_dir(new_id)
-    for name in rec.samples_files:
-        lines = []
-        for line in (folder / name).read_text().splitlines():
-            sample = json.loads(line)
-            sample["acc_norm"] = 0.0
-            lines.append(json.dumps(sample))
-        (folder / name).write_text("\n".join(lines) + "\n")
-    results = json.loads((folder / rec.results_file).read_text())
-    for entry in results["results"].values():
-        if "acc_norm,none" in entry:
-            entry["acc_norm,none"] = 0.0
-    (folder / rec.results_file).write_text(json.dumps(results))
-    hashes = {rel: file_sha256(folder / rel) for rel in rec.sha256}  # the store checks them
-    atomic_write_text(folder / "job.json", rec.model_copy(update={"job_id": new_id, "sha256": hashes}).model_dump_json())
-    return new_id
-
-
 def discordant(root: Path, base_job: str, cur_job: str) -> tuple[int, int, int]:
     """Independent count from the samples files: (documents, right only now, right only before)."""
     def correct(job_id: str) -> dict:
@@ -96,25 +69,55 @@ def discordant(root: Path, base_job: str, cur_job: str) -> tuple[int, int, int]:
     return len(a), sum(b[k] and not a[k] for k in a), sum(a[k] and not b[k] for k in a)
 
 
+def samples_of(root: Path, job_id: str) -> list[Path]:
+    rec = Store(root).finished_job(job_id)
+    return [Store(root).job_dir(job_id) / name for name in rec.samples_files]
+
+
+def correct_count(root: Path, job_id: str) -> int:
+    """How many documents lm-eval scored right (acc_norm) in a job's samples files."""
+    return sum(json.loads(line)["acc_norm"] >= 0.5 for f in samples_of(root, job_id) for line in f.read_text().splitlines())
+
+
+def holm_by_hand(ps: list[float]) -> list[float]:
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    out, running = [0.0] * len(ps), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - rank) * ps[i]))
+        out[i] = running
+    return out
+
+
+def mcnemar_exact(only_now: int, only_before: int) -> float:
+    k, m = min(only_now, only_before), only_now + only_before
+    return 1.0 if m == 0 else min(1.0, sum(math.comb(m, i) for i in range(k + 1)) / 2 ** (m - 1))
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Real demo runs, recorded in a history of this module's own results folder:
-    a1 = the demo candidate; a2 = `evalsuite run` again (every job reused); b = a real run with
-    another tiny model as candidate (fixture parent_b, given as a local folder); w = synthetic
-    worse candidate (flipped_copy of a1's BBH job, a1's GPQA job)."""
+    a1 = the demo candidate (untrained fixture model); b = a real run with another tiny model as
+    candidate (fixture parent_b, given as a local folder); good = a real run with the candidate
+    fine-tuned on the fixture BBH documents (tests/regress_models.py), a truly better model;
+    a2 = `evalsuite run` of the untrained candidate again (every job reused), recorded last, so
+    against `good` it is a real worse candidate."""
     shared = tmp_path_factory.getbasetemp() / "regress-demo"  # the same jobs as tests/test_history.py
     rec_a1 = run(demo_config(shared / "a.yaml", shared / "results"))
-    rec_a2 = run(demo_config(shared / "a.yaml", shared / "results"))
-    other = build_demo_models(shared / "models")["parent_b"]  # a plain local model folder
-    rec_b = run(demo_config(shared / "b.yaml", shared / "results", candidate={"path": str(other), "name": "tiny-other"}))
+    models = build_demo_models(shared / "models")  # plain local model folders
+    rec_b = run(demo_config(shared / "b.yaml", shared / "results", candidate={"path": str(models["parent_b"]), "name": "tiny-other"}))
     assert rec_b.jobs["tiny-other"]["bbh"] != rec_a1.jobs["tiny-candidate"]["bbh"]
+
+    good = shared / "models" / "tiny-good"
+    if not (good / "model.safetensors").is_file():
+        bbh_samples = samples_of(shared / "results", rec_a1.jobs["tiny-candidate"]["bbh"])
+        train_good_model(models["candidate"], bbh_samples, good)
+    rec_good = run(demo_config(shared / "g.yaml", shared / "results", candidate={"path": str(good), "name": "tiny-good"}))
+    rec_a2 = run(demo_config(shared / "a.yaml", shared / "results"))
 
     root = tmp_path_factory.mktemp("regress") / "results"
     shutil.copytree(shared / "results" / "jobs", root / "jobs", ignore=shutil.ignore_patterns(".tmp-*", ".stale-*"))
-    ids = {"a1": record_run(root, rec_a1), "a2": record_run(root, rec_a2), "b": record_run(root, rec_b)}
-    worse = rec_a1.model_copy(deep=True)
-    worse.jobs["tiny-candidate"]["bbh"] = flipped_copy(root, rec_a1.jobs["tiny-candidate"]["bbh"])
-    ids["w"] = record_run(root, worse)
+    ids = {"a1": record_run(root, rec_a1), "b": record_run(root, rec_b), "good": record_run(root, rec_good)}
+    ids["a2"] = ids["w"] = record_run(root, rec_a2)
     return root, ids
 
 
@@ -142,11 +145,18 @@ def test_rerun_against_itself_passes(runs, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_worse_candidate_fails_naming_the_benchmark(runs, tmp_path, capsys):
+    """Baseline: the fine-tuned candidate; current: the untrained one. Both real lm-eval runs."""
     root, ids = runs
+    base, cur = get_run(root, ids["good"]), get_run(root, ids["w"])
+    good_bbh, bad_bbh = base.job("tiny-good", "bbh").job_id, cur.job("tiny-candidate", "bbh").job_id
+    assert correct_count(root, good_bbh) >= correct_count(root, bad_bbh) + 15  # lm-eval: truly better
+    assert base.main_scores("tiny-good")["bbh"].value > cur.main_scores("tiny-candidate")["bbh"].value
+
     junit = tmp_path / "regress.xml"
-    assert gate(root, "--baseline", ids["a1"], "--current", ids["w"], "--junit", str(junit)) == 1
-    err = capsys.readouterr().err
-    assert "REGRESSION in tiny-candidate/bbh" in err and "gpqa" not in err.split("REGRESSION")[1]
+    assert gate(root, "--baseline", ids["good"], "--current", ids["w"], "--junit", str(junit)) == 1
+    captured = capsys.readouterr()
+    assert "REGRESSION in tiny-candidate/bbh" in captured.err and "gpqa" not in captured.err.split("REGRESSION")[1]
+    assert "BBH" in captured.out
     cases = junit_cases(junit)
     failure = cases["BBH"].find("failure")
     assert failure is not None and "BBH regressed by" in failure.get("message")
@@ -154,20 +164,24 @@ def test_worse_candidate_fails_naming_the_benchmark(runs, tmp_path, capsys):
     root_el = ET.parse(junit).getroot()
     assert root_el.get("failures") == "1" and root_el.get("errors") == "0"
 
-    report = regress(root, ids["a1"], ids["w"])
-    bbh = next(r for r in report.results if r.benchmark == "bbh")
-    n, only_now, only_before = discordant(root, get_run(root, ids["a1"]).job("tiny-candidate", "bbh").job_id,
-                                          get_run(root, ids["w"]).job("tiny-candidate", "bbh").job_id)
-    assert only_now == 0 and only_before >= 8  # the baseline's right answers, all lost
-    assert (bbh.n_docs, bbh.only_current, bbh.only_baseline) == (n, only_now, only_before)
-    assert bbh.current == 0.0 and bbh.delta == pytest.approx(-bbh.baseline)
-    assert bbh.p_value == pytest.approx(2 * 0.5 ** only_before)  # exact McNemar with no discordance the other way
+    report = regress(root, ids["good"], ids["w"])
+    assert [r.benchmark for r in report.results] == BENCHMARKS
+    counts = {r.benchmark: discordant(root, base.job("tiny-good", r.benchmark).job_id, cur.job("tiny-candidate", r.benchmark).job_id)
+              for r in report.results}
+    ps = [mcnemar_exact(counts[r.benchmark][1], counts[r.benchmark][2]) for r in report.results]
+    for r, p, p_holm in zip(report.results, ps, holm_by_hand(ps)):
+        assert r.model == "tiny-candidate" and r.paired
+        assert (r.n_docs, r.only_current, r.only_baseline) == counts[r.benchmark]
+        assert r.p_value == pytest.approx(p) and r.p_holm == pytest.approx(p_holm)
+        assert r.delta == pytest.approx(cur.main_scores("tiny-candidate")[r.benchmark].value - base.main_scores("tiny-good")[r.benchmark].value)
+    bbh = report.results[0]
+    assert bbh.status == "regression" and bbh.only_baseline > bbh.only_current and bbh.p_holm < 0.05
     # the other way round it is a significant improvement, which never fails the gate
-    back = regress(root, ids["w"], ids["a1"])
-    assert [r.status for r in back.results] == ["improvement", "unchanged"] and back.exit_code == 0
+    back = regress(root, ids["w"], ids["good"])
+    assert back.results[0].status == "improvement" and back.exit_code == 0
     # a tolerance larger than the drop lets it pass; so does a significance level below its p
-    assert gate(root, "--baseline", ids["a1"], "--current", ids["w"], "--tolerance", str(bbh.baseline + 1)) == 0
-    assert gate(root, "--baseline", ids["a1"], "--current", ids["w"], "--alpha", str(bbh.p_holm / 2)) == 0
+    assert gate(root, "--baseline", ids["good"], "--current", ids["w"], "--tolerance", str(-bbh.delta + 1)) == 0
+    assert gate(root, "--baseline", ids["good"], "--current", ids["w"], "--alpha", str(bbh.p_holm / 2)) == 0
 
 
 @pytest.mark.slow
@@ -224,10 +238,10 @@ def test_baseline_by_name_and_default_current(runs, tmp_path, capsys):
     root, ids = runs
     copy = tmp_path / "results"
     shutil.copytree(root, copy)
-    assert main(["baseline", "set", "nightly", "--run", ids["a1"], "--results", str(copy)]) == 0
+    assert main(["baseline", "set", "nightly", "--run", ids["good"], "--results", str(copy)]) == 0
     capsys.readouterr()
     assert gate(copy, "--baseline", "nightly") == 1  # default current = the latest run = w
-    assert f"run {ids['w']} vs baseline {ids['a1']}" in capsys.readouterr().out.replace("\n", " ")
+    assert f"run {ids['w']} vs baseline {ids['good']}" in capsys.readouterr().out.replace("\n", " ")
     assert gate(copy, "--baseline", "no-such-baseline") == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert gate(copy, "--baseline", "nightly", "--tolerance", "-1") == 2
@@ -261,8 +275,8 @@ def test_without_sample_logs_the_tolerance_alone_decides(runs, tmp_path):
     shutil.copytree(root, copy)
     worse = get_run(copy, ids["w"]).job("tiny-candidate", "bbh")
     shutil.rmtree(copy / "jobs" / worse.job_id)  # the job folder is gone, its scores stay in the history
-    report = regress(copy, ids["a1"], ids["w"])
+    report = regress(copy, ids["good"], ids["w"])
     bbh = next(r for r in report.results if r.benchmark == "bbh")
     assert not bbh.paired and bbh.p_value is None and "tolerance only" in bbh.reason
     assert bbh.status == "regression" and report.exit_code == 1
-    assert regress(copy, ids["a1"], ids["w"], tolerance=-bbh.delta + 0.01).exit_code == 0
+    assert regress(copy, ids["good"], ids["w"], tolerance=-bbh.delta + 0.01).exit_code == 0
