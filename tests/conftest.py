@@ -60,3 +60,31 @@ def demo_run(tmp_path_factory) -> DemoRun:
     config = demo_config(tmp_path_factory.mktemp("demo"))
     assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
     return DemoRun(config)
+
+
+NIGHTLY_BENCHMARKS = ["bbh", "gpqa"]
+
+
+def nightly_config(dest: Path, results: Path, *, candidate: dict | None = None) -> Path:
+    """examples/demo.yaml for the tests: the demo's fixture candidate (or `candidate`) alone, two
+    benchmarks, 2 documents per task, output into `results`. Relative paths of the demo (mirror,
+    recipe, model folders) resolve against examples/, as they would there."""
+    import yaml
+
+    demo = REPO / "examples" / "demo.yaml"
+    data = yaml.safe_load(demo.read_text())
+
+    def absolute(p: str) -> str:
+        return str((demo.parent / p).resolve())
+
+    data["data"]["mirror"] = absolute(data["data"]["mirror"])
+    data["local_models"] = {k: absolute(v) for k, v in (data.get("local_models") or {}).items()}
+    data.update(name="nightly-demo", benchmarks=NIGHTLY_BENCHMARKS, limit=2, parents=[])
+    data["candidate"] = candidate or {"fixture": "candidate"}
+    for key in ("path", "recipe"):
+        if key in data["candidate"]:
+            data["candidate"][key] = absolute(data["candidate"][key])
+    data["output"] = {"results": str(results), "reports": str(results.parent / "reports")}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(yaml.safe_dump(data, sort_keys=False))
+    return dest

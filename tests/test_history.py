@@ -14,40 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from evalsuite.cli.main import main
 from evalsuite.errors import UserError
 from evalsuite.history import db_path, get_run, list_baselines, list_runs, record_run, trend_figure, trend_png
 from evalsuite.store import ExperimentRecord, Store
 
+from conftest import NIGHTLY_BENCHMARKS
+from conftest import nightly_config as demo_config
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "examples" / "demo.yaml"
-BENCHMARKS = ["bbh", "gpqa"]
-
-
-def demo_config(dest: Path, results: Path, *, candidate: dict | None = None) -> Path:
-    """examples/demo.yaml for the tests: the demo's fixture candidate (or `candidate`) alone, two
-    benchmarks, 2 documents per task, output into `results`. Relative paths of the demo (mirror,
-    recipe, model folders) resolve against examples/, as they would there."""
-    data = yaml.safe_load(DEMO.read_text())
-
-    def absolute(p: str) -> str:
-        return str((DEMO.parent / p).resolve())
-
-    data["data"]["mirror"] = absolute(data["data"]["mirror"])
-    data["local_models"] = {k: absolute(v) for k, v in (data.get("local_models") or {}).items()}
-    data.update(name="nightly-demo", benchmarks=BENCHMARKS, limit=2, parents=[])
-    data["candidate"] = candidate or {"fixture": "candidate"}
-    for key in ("path", "recipe"):
-        if key in data["candidate"]:
-            data["candidate"][key] = absolute(data["candidate"][key])
-    data["output"] = {"results": str(results), "reports": str(results.parent / "reports")}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(yaml.safe_dump(data, sort_keys=False))
-    return dest
+BENCHMARKS = NIGHTLY_BENCHMARKS
 
 
 def run_demo(shared: Path) -> ExperimentRecord:

@@ -19,33 +19,11 @@ from evalsuite.history import db_path, get_run, record_run
 from evalsuite.regress import BenchmarkResult, Difference, RegressReport, junit_xml, regress
 from evalsuite.store import ExperimentRecord, JobRecord, Store
 
+from conftest import NIGHTLY_BENCHMARKS
+from conftest import nightly_config as demo_config
 from regress_models import train_good_model
 
-REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "examples" / "demo.yaml"
-BENCHMARKS = ["bbh", "gpqa"]
-
-
-def demo_config(dest: Path, results: Path, *, candidate: dict | None = None) -> Path:
-    """examples/demo.yaml for the tests: the demo's fixture candidate (or `candidate`) alone, two
-    benchmarks, 2 documents per task, output into `results`. Relative paths of the demo (mirror,
-    recipe, model folders) resolve against examples/, as they would there."""
-    data = yaml.safe_load(DEMO.read_text())
-
-    def absolute(p: str) -> str:
-        return str((DEMO.parent / p).resolve())
-
-    data["data"]["mirror"] = absolute(data["data"]["mirror"])
-    data["local_models"] = {k: absolute(v) for k, v in (data.get("local_models") or {}).items()}
-    data.update(name="nightly-demo", benchmarks=BENCHMARKS, limit=2, parents=[])
-    data["candidate"] = candidate or {"fixture": "candidate"}
-    for key in ("path", "recipe"):
-        if key in data["candidate"]:
-            data["candidate"][key] = absolute(data["candidate"][key])
-    data["output"] = {"results": str(results), "reports": str(results.parent / "reports")}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(yaml.safe_dump(data, sort_keys=False))
-    return dest
+BENCHMARKS = NIGHTLY_BENCHMARKS
 
 
 def run(config: Path) -> ExperimentRecord:
