@@ -15,9 +15,6 @@ import csv
 import fnmatch
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Any, Iterable, Optional
 import yaml
 
 from evalsuite.errors import UserError
+from evalsuite.store import write_folder
 from evalsuite.suite import load_suite
 
 HUB_DATASETS: dict[str, str] = {
@@ -368,24 +366,7 @@ def write_task_overrides(mirror: Path, benchmarks: list[str], out_dir: Path) -> 
         if foreign:
             raise UserError(f"{out_dir}: holds files evalsuite did not write ({foreign[0].name}); "
                             "pick an empty folder for the task overrides")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    os.chmod(tmp, 0o755)
-    old: Optional[Path] = None
-    try:
-        for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out_dir.exists():
-            os.replace(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    write_folder(out_dir, files)
     return out_dir
 
 

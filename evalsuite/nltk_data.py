@@ -24,6 +24,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from evalsuite.store import normal_modes, swap_folder
 from typing import Literal
 
 PUNKT_SUBDIR = Path("tokenizers") / "punkt_tab" / "english"
@@ -175,25 +177,11 @@ def _install_dir(data_dir: Path, files: dict[str, str], source: str, genuine: bo
                 fh.write(text)
         marker = {"source": source, "genuine": genuine}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700
-        _swap_in(tmp, target)
+        normal_modes(tmp)  # mkdtemp makes it 0700
+        swap_folder(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    """Replace folder `target` by `new` (rename; an old folder is moved aside first)."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=".english.old.", dir=target.parent))
-        os.rmdir(old)
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _download(data_dir: Path, timeout_s: float) -> str | None:
@@ -219,7 +207,7 @@ def _download(data_dir: Path, timeout_s: float) -> str | None:
             return f"downloaded punkt_tab is not the expected model ({detail})"
         (src / MARKER).write_text(json.dumps({"source": "nltk.download", "genuine": True}) + "\n")
         (data_dir / PUNKT_SUBDIR).parent.mkdir(parents=True, exist_ok=True)
-        _swap_in(src, data_dir / PUNKT_SUBDIR)
+        swap_folder(src, data_dir / PUNKT_SUBDIR)
         return None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from evalsuite.errors import UserError
 from evalsuite.models.merge_plan import MergePlan, build_plan, release_loaders
 from evalsuite.models.merge_recipe import Recipe, check_parents, load_recipe, resolve_parents
-from evalsuite.store import normal_modes
+from evalsuite.store import normal_modes, swap_folder
 
 MARKER = "evalsuite_merge.json"
 PLAN_FILE = "merge_plan.json"
@@ -187,7 +187,7 @@ def build_merge(
             "files": _output_files(tmp),
         }
         (tmp / MARKER).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        _swap_into_place(tmp, out_dir)
+        swap_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -226,20 +226,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished temp folder to `out_dir`, moving any previous one aside first."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.rmdir(old)
-        os.rename(out_dir, old)
-    try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
