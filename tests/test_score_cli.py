@@ -13,7 +13,7 @@ import pytest
 from evalsuite import score as sc
 from evalsuite.cli.main import main
 from evalsuite.suite import load_suite
-from fixtures_score.lm_eval_layout import build_results, counts_to_inputs, write_results
+from fixtures_score.lm_eval_layout import build_results, counts_to_inputs, write_results, per_benchmark_files
 
 SUITE = load_suite()
 COUNTS = json.loads((Path(__file__).parent / "fixtures_score" / "published_counts.json").read_text())
@@ -24,20 +24,6 @@ SIX = ["IFEval", "BBH", "MATH Lvl 5", "GPQA", "MuSR", "MMLU-PRO"]
 def full(model: str = SEED, **kw) -> dict:
     values, n = counts_to_inputs(COUNTS["models"][SEED], COUNTS["sizes"])
     return build_results(model, values, n, **kw)
-
-
-def per_benchmark_files(data: dict, folder: Path) -> list[Path]:
-    """Split a combined results file into one file per benchmark, shaped like separate lm-eval runs."""
-    paths = []
-    for i, b in enumerate(SUITE.benchmarks):
-        tasks = set(b.leaf_tasks) | {b.group}
-        part = copy.deepcopy(data)
-        for key in ("results", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes"):
-            part[key] = {t: v for t, v in data[key].items() if t in tasks}
-        part["groups"] = {g: v for g, v in data["groups"].items() if g in tasks}
-        part["group_subtasks"] = {g: v for g, v in data["group_subtasks"].items() if g in tasks}
-        paths.append(write_results(folder / b.id, part, stamp=f"2025-01-0{i + 1}T00-00-00.000000"))
-    return paths
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:

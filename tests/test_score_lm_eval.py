@@ -1,9 +1,8 @@
-"""A real `lm_eval run --model dummy --tasks leaderboard` (all 39 tasks, 3 local rows each):
+"""A real `lm_eval run --model dummy --tasks leaderboard` (all 39 tasks, the demo mirror's rows):
 the scorer reads the real 0.4.13 layout, and the synthetic layout used elsewhere matches it."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -15,8 +14,9 @@ import pytest
 
 from evalsuite import score as sc
 from evalsuite.suite import load_suite
-from fixtures_score import tiny_data
-from fixtures_score.lm_eval_layout import build_results, write_results
+from conftest import REPO
+from evalsuite.data import write_task_overrides
+from fixtures_score.lm_eval_layout import build_results, per_benchmark_files, write_results
 
 pytestmark = pytest.mark.slow
 SUITE = load_suite()
@@ -27,7 +27,7 @@ MODEL = "evalsuite-dummy"
 @pytest.fixture(scope="module")
 def real_results(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("lm_eval_real")
-    include = tiny_data.build(root, rows=3)
+    include = write_task_overrides(REPO / "examples" / "demo_mirror", SUITE.ids, root / "tasks")
     from evalsuite.nltk_data import ensure_punkt_tab
 
     status = ensure_punkt_tab(root / "nltk", offline=True, allow_standin=True)  # IFEval scoring needs it
@@ -77,14 +77,7 @@ def test_real_file_scores_by_hand(real_results):
 def test_six_per_benchmark_files_give_identical_numbers(real_results, tmp_path):
     """One combined `leaderboard` file vs the same results split into six per-benchmark files."""
     data = json.loads(real_results.read_text())
-    for i, b in enumerate(SUITE.benchmarks):
-        tasks = set(b.leaf_tasks) | {b.group}
-        part = copy.deepcopy(data)
-        for key in ("results", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes"):
-            part[key] = {t: v for t, v in data[key].items() if t in tasks}
-        part["groups"] = {g: v for g, v in data["groups"].items() if g in tasks}
-        part["group_subtasks"] = {g: v for g, v in data["group_subtasks"].items() if g in tasks}
-        write_results(tmp_path / b.id, part, stamp=f"2025-01-0{i + 1}T00-00-00.000000")
+    per_benchmark_files(data, tmp_path)
     (one,) = sc.score_paths([real_results])
     (six,) = sc.score_paths([tmp_path])
     assert len(six.sources) == 6

@@ -6,6 +6,7 @@ them against a real run so this builder cannot drift from the real layout unnoti
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -171,3 +172,17 @@ def counts_to_inputs(counts: dict[str, dict[str, int]], sizes: dict[str, dict[st
     values["leaderboard_mmlu_pro"] = {"acc,none": counts["mmlu_pro"]["leaderboard_mmlu_pro"] / 12032}
     n["leaderboard_mmlu_pro"] = 12032
     return values, n
+
+
+def per_benchmark_files(data: dict, folder: Path) -> list[Path]:
+    """Split a combined results file into one file per benchmark, shaped like separate lm-eval runs."""
+    paths = []
+    for i, b in enumerate(load_suite().benchmarks):
+        tasks = set(b.leaf_tasks) | {b.group}
+        part = copy.deepcopy(data)
+        for key in ("results", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes"):
+            part[key] = {t: v for t, v in data[key].items() if t in tasks}
+        part["groups"] = {g: v for g, v in data["groups"].items() if g in tasks}
+        part["group_subtasks"] = {g: v for g, v in data["group_subtasks"].items() if g in tasks}
+        paths.append(write_results(folder / b.id, part, stamp=f"2025-01-0{i + 1}T00-00-00.000000"))
+    return paths
