@@ -588,7 +588,7 @@ class Study:
 
 def load_study(results_dir: Path, experiment: str, suite: Optional[Suite] = None) -> Study:
     """Read an experiment's record, its jobs' results and samples from a results folder."""
-    from evalsuite.score import load_results, score_model
+    from evalsuite.score import load_results_as, score_model
     from evalsuite.store import Store
 
     suite = suite or load_suite()
@@ -614,10 +614,7 @@ def load_study(results_dir: Path, experiment: str, suite: Optional[Suite] = None
             bench = suite.get(bench_id)
             docs[name][bench_id] = read_benchmark_samples(bench, [folder / f for f in job.samples_files], digests)
         if files:
-            found = load_results(files)
-            if len(found) != 1:
-                raise UserError(f"results of {name} name {len(found)} different models: {', '.join(r.model for r in found)}")
-            scores[name] = score_model(found[0], suite).model_copy(update={"model": name})
+            scores[name] = score_model(load_results_as(files, name), suite)
     return Study(experiment=rec.experiment, finished=rec.finished, config_file=rec.config_file, models=rec.models,
                  jobs=jobs, job_dirs=job_dirs, scores=scores, docs=docs, results=results)
 

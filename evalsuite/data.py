@@ -46,6 +46,18 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "mmlu_pro": ("question", "options", "answer"),
 }
 
+# Value kinds lm-eval's task code relies on (a list it iterates, a string it formats or parses).
+# Only typed files (parquet, JSON lines) are checked: every CSV cell is a string.
+COLUMN_TYPES: dict[str, dict[str, str]] = {
+    "ifeval": {"prompt": "string", "instruction_id_list": "list", "kwargs": "list"},
+    "bbh": {"input": "string", "target": "string"},
+    "math_hard": {"problem": "string", "level": "string", "solution": "string"},
+    "gpqa": {c: "string" for c in REQUIRED_COLUMNS["gpqa"]},
+    "musr": {"narrative": "string", "question": "string", "choices": "string",  # a list's repr
+             "answer_choice": "string"},
+    "mmlu_pro": {"question": "string", "options": "list", "answer": "string"},
+}
+
 # Real repos without a README `configs:` block (datasets infers the splits from file names).
 NO_CONFIGS_BLOCK = {"ifeval"}
 
@@ -217,6 +229,30 @@ def _columns(path: Path) -> Optional[list[str]]:
     return None
 
 
+def _column_kinds(path: Path) -> dict[str, str]:
+    """Column -> "string", "list", "integer", ... of a parquet schema or the first JSON row."""
+    if path.name.endswith(".parquet"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        def kind(t: Any) -> str:
+            if pa.types.is_string(t) or pa.types.is_large_string(t):
+                return "string"
+            if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+                return "list"
+            return "integer" if pa.types.is_integer(t) else str(t)
+
+        schema = pq.read_schema(path)
+        return {n: kind(t) for n, t in zip(schema.names, schema.types)}
+    if path.name.endswith((".jsonl", ".json")):
+        with path.open(encoding="utf-8") as fh:
+            row = next((json.loads(line) for line in fh if line.strip()), None)
+        names = {str: "string", list: "list", int: "integer", float: "float", bool: "boolean",
+                 dict: "object", type(None): "null"}
+        return {k: names.get(type(v), type(v).__name__) for k, v in row.items()} if isinstance(row, dict) else {}
+    return {}
+
+
 def _rows(path: Path, column: Optional[str] = None) -> list[Any]:
     """All rows of a data file (or one column of them); small helper for content checks."""
     name = path.name
@@ -302,6 +338,10 @@ def mirror_problems(mirror: Path, benchmarks: list[str]) -> list[str]:
                     if missing:
                         problems.append(f"{bench_id}: {f}: missing column(s) "
                                         + ", ".join(repr(c) for c in missing))
+                    kinds = _column_kinds(f)
+                    problems.extend(
+                        f"{bench_id}: {f}: column {c!r} holds {kinds[c]} values, lm-eval needs {want}"
+                        for c, want in COLUMN_TYPES[bench_id].items() if kinds.get(c, want) != want)
             problems.extend(_content_problems(bench_id, td, splits))
     return list(dict.fromkeys(problems))
 

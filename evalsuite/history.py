@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, Field
 
+from evalsuite.faults import checkpoint
 from evalsuite.errors import UserError
 from evalsuite.store import ExperimentRecord, Store
 
@@ -194,7 +195,8 @@ def _connect(results_root: Path, *, create: bool) -> sqlite3.Connection:
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
+                    conn.execute("ROLLBACK")
                 raise
         elif version > SCHEMA_VERSION:
             raise UserError(f"{path}: history schema {version} is newer than this evalsuite ({SCHEMA_VERSION}); upgrade evalsuite")
@@ -203,6 +205,8 @@ def _connect(results_root: Path, *, create: bool) -> sqlite3.Connection:
             conn.close()
         if isinstance(exc, UserError):
             raise
+        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_SHMSIZE):
+            raise UserError(f"no space left on device: {path}") from exc
         raise UserError(f"{path}: cannot open the run history ({exc})") from exc
     return conn
 
@@ -299,7 +303,10 @@ def record_run(
     models, jobs, scores = _collect(results_root, experiment_record)
     created = time.time() if created is None else created
     run_id = new_run_id(created)
-    stage = on_stage or (lambda _stage: None)
+    def stage(name: str) -> None:
+        checkpoint(f"history.{name}")
+        if on_stage is not None:
+            on_stage(name)
     with closing(_connect(results_root, create=True)) as conn:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -337,7 +344,8 @@ def record_run(
             stage("scores")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
+                conn.execute("ROLLBACK")
             raise
     return run_id
 
@@ -456,7 +464,8 @@ def set_baseline(results_root: Path, name: str, run_id: Optional[str] = None) ->
             conn.execute("INSERT OR REPLACE INTO baselines (name, run_id, created) VALUES (?,?,?)", (name, run.run_id, created))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
+                conn.execute("ROLLBACK")
             raise
     return Baseline(name=name, run_id=run.run_id, created=created)
 

@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalsuite.store import normal_modes, swap_folder
+from evalsuite.store import normal_modes, swap_folder, temp_prefix
 from typing import Literal
 
 PUNKT_SUBDIR = Path("tokenizers") / "punkt_tab" / "english"
@@ -170,7 +170,7 @@ def _install_dir(data_dir: Path, files: dict[str, str], source: str, genuine: bo
     """Write the four files + marker into data_dir/tokenizers/punkt_tab/english atomically."""
     target = data_dir / PUNKT_SUBDIR
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".english.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix("english"), dir=target.parent))
     try:
         for name, text in files.items():
             with open(tmp / name, "w", encoding="utf-8", newline="") as fh:

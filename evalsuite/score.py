@@ -247,6 +247,23 @@ def load_results(paths: Iterable[PathLike]) -> list[ModelResults]:
     return list(by_model.values())
 
 
+def load_results_as(paths: Iterable[PathLike], model: str) -> ModelResults:
+    """Result files known to be one model's (a run's jobs), merged under `model` whatever model
+    path lm-eval wrote in each: a job reused from another results folder, or from before the
+    folder was moved, names the model by the path it had then."""
+    found: Optional[ModelResults] = None
+    for f in find_results_files(paths):
+        r = read_results_file(f)
+        r.model = model
+        if found is None:
+            found = r
+        else:
+            _merge(found, r)
+    if found is None:
+        raise UserError(f"no results files of {model}")
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # scoring
 

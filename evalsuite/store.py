@@ -16,9 +16,11 @@ Layout (everything a run writes appears atomically):
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -28,23 +30,77 @@ from typing import Literal, Mapping, Optional, Union
 from pydantic import BaseModel, Field
 
 from evalsuite.errors import UserError
+from evalsuite.faults import checkpoint
+from evalsuite.paths import inside
 
 SCHEMA_VERSION = 1
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder + os.replace: readers see old or new, never half."""
+def atomic_write_text(path: Path, text: str, *, point: Optional[str] = None) -> None:
+    """Write via a temp file in the same folder + os.replace: readers see old or new, never half.
+    `point`: a crash point (evalsuite/faults.py) between the temp file and the rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        if point:
+            checkpoint(point)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        _name_full_disk(exc, path)
         raise
+
+
+def temp_prefix(name: str) -> str:
+    """Hidden temp name beside `name`, tagged with this process id so a later run can tell the
+    leftovers of a dead process (SIGKILL, power cut) from a live writer's: see `sweep_stale`."""
+    return f".{name}.tmp-{os.getpid()}-"
+
+
+_STALE = (  # .NAME.tmp-PID-xxxx (files, folders), .NAME.old-PID (swap_folder), .tmp-JOB-PID (jobs)
+    re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:-.*)?$"),
+    re.compile(r"^\.(?P<kind>tmp)-(?P<name>.+)-(?P<pid>\d+)$"),
+)
+
+
+def sweep_stale(folder: Path) -> list[Path]:
+    """Clear what dead evalsuite processes left in `folder`: their temp files and folders are
+    removed; a previous version moved aside by an interrupted `swap_folder` is put back when its
+    replacement never arrived (else removed). Returns what was removed or restored."""
+    done: list[Path] = []
+    if not folder.is_dir():
+        return done
+    for p in folder.iterdir():
+        m = _STALE[0].match(p.name) or _STALE[1].match(p.name)
+        if m is None or _pid_alive(m["pid"]):
+            continue
+        target = folder / m["name"]
+        if m["kind"] == "old" and not target.exists():
+            os.replace(p, target)
+        elif p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        done.append(p)
+    return done
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _name_full_disk(exc: BaseException, path: Path) -> None:
+    """A write that fails on a full disk names no file (the error comes at write or close) or a
+    temp file that is gone by now: name the file or folder that was being written instead."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        exc.filename = str(path)
 
 
 def swap_folder(new: Path, target: Path) -> None:
@@ -68,7 +124,7 @@ def swap_folder(new: Path, target: Path) -> None:
 def write_folder(target: Path, files: Mapping[str, Union[bytes, str]]) -> None:
     """Write `files` (relative path -> content) as the folder `target`, all or nothing."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), dir=target.parent))
     try:
         for rel, data in files.items():
             path = tmp / rel
@@ -76,16 +132,16 @@ def write_folder(target: Path, files: Mapping[str, Union[bytes, str]]) -> None:
             path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         normal_modes(tmp)
         swap_folder(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _name_full_disk(exc, target)
         raise
 
 
 def normal_modes(folder: Path) -> None:
     """mkdtemp makes 0700 folders (and safetensors writers 0600 files): before a temp folder is
     renamed into place, give it and its files the modes the umask would have given them."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = _umask()
     folder.chmod(0o777 & ~umask)
     for p in folder.iterdir():
         p.chmod(0o666 & ~umask)
@@ -139,25 +195,32 @@ class Store:
     # -- paths
     @property
     def jobs_dir(self) -> Path:
-        return self.root / "jobs"
+        return inside(self.root, "jobs")
 
     def job_dir(self, job_id: str) -> Path:
-        return self.jobs_dir / job_id
+        return inside(self.jobs_dir, job_id)
 
     def cache_prefix(self, job_id: str) -> Path:
-        d = self.root / "cache" / job_id
+        """lm-eval's request cache of one job. A database that SQLite cannot read back whole
+        (a torn write, a disk error) is dropped, not trusted: the job then recomputes."""
+        d = inside(inside(self.root, "cache"), job_id)
         d.mkdir(parents=True, exist_ok=True)
+        for db in d.glob("requests*.db"):
+            if not _sqlite_intact(db):
+                for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"), db.with_name(db.name + "-journal")):
+                    p.unlink(missing_ok=True)
         return d / "requests"
 
     def tasks_dir(self, data_id: str) -> Path:
         return self.root / "tasks" / data_id.replace(":", "-")
 
     def experiment_file(self, name: str) -> Path:
-        return self.root / "experiments" / f"{name}.json"
+        return inside(inside(self.root, "experiments"), f"{name}.json")
 
     # -- jobs
     def new_job_dir(self, job_id: str) -> Path:
         """A fresh temp folder for a job in progress (stale ones of dead runs are removed)."""
+        self.job_dir(job_id)  # refuses an id that is not one plain name before anything is touched
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.jobs_dir.glob(f".tmp-{job_id}-*"):
             pid = stale.name.rsplit("-", 1)[-1]
@@ -172,6 +235,7 @@ class Store:
         """Write the completion record, then rename the folder into place (atomic)."""
         record.sha256 = {rel: file_sha256(tmp / rel) for rel in [record.results_file, *record.samples_files]}
         atomic_write_text(tmp / "job.json", record.model_dump_json(indent=2))
+        checkpoint("job.commit")
         final = self.job_dir(record.job_id)
         if final.exists():  # a corrupt leftover: keep it aside rather than delete user data
             final.rename(final.with_name(f".stale-{record.job_id}-{os.getpid()}"))
@@ -202,7 +266,9 @@ class Store:
     @contextmanager
     def lock(self):
         """Hold the results folder for one `evalsuite run`; a second one is refused with a clear
-        message instead of interleaving writes."""
+        message instead of interleaving writes. A results folder this call created is removed
+        again when the run fails before writing anything into it (bad input writes nothing)."""
+        created = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / ".lock"
         fh = open(path, "a+")
@@ -216,20 +282,29 @@ class Store:
         try:
             fh.seek(0)
             fh.truncate()
-            fh.write(f"pid {os.getpid()}")
-            fh.flush()
+            try:  # unbuffered: a full disk fails here once, not again at close, and names the file
+                os.write(fh.fileno(), f"pid {os.getpid()}".encode())
+            except OSError as exc:
+                _name_full_disk(exc, path)
+                raise
             yield
+        except BaseException:
+            if created and [p.name for p in self.root.iterdir()] == [".lock"]:
+                path.unlink(missing_ok=True)
+                self.root.rmdir()
+            raise
         finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            fh.close()
+            if not fh.closed:
+                fh.seek(0)
+                fh.truncate()
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                fh.close()
 
     # -- experiments
     def write_experiment(self, rec: ExperimentRecord) -> Path:
         path = self.experiment_file(rec.experiment)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, rec.model_dump_json(indent=2))
+        atomic_write_text(path, rec.model_dump_json(indent=2), point="experiment.write")
         return path
 
     def read_experiment(self, name: str) -> ExperimentRecord:
@@ -240,6 +315,17 @@ class Store:
             raise UserError(f"{path}: no finished run of experiment {name!r} (run `evalsuite run --all` first)") from exc
         except ValueError as exc:
             raise UserError(f"{path}: damaged experiment record: {str(exc).splitlines()[0]}") from exc
+
+
+def _sqlite_intact(db: Path) -> bool:
+    import sqlite3
+    from contextlib import closing
+
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    except sqlite3.DatabaseError:
+        return False
 
 
 def _pid_alive(pid: str) -> bool:

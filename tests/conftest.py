@@ -57,6 +57,9 @@ def demo_run(tmp_path_factory) -> DemoRun:
     """The whole demo (merge + 3 models x 6 benchmarks through real lm-eval), run once per session."""
     from evalsuite.cli.main import main
 
+    reuse = os.environ.get("EVALSUITE_TEST_DEMO_CONFIG")  # dev loop: a demo run you already have
+    if reuse:
+        return DemoRun(Path(reuse))
     config = demo_config(tmp_path_factory.mktemp("demo"))
     assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
     return DemoRun(config)

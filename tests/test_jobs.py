@@ -30,7 +30,9 @@ def test_job_id_ignores_paths_but_not_settings():
     a = job()
     assert a.job_id == job(model=ref(pretrained="/elsewhere/m")).job_id  # a path cannot change a number
     assert a.job_id == job(include_path=Path("/x/tasks"), nltk_data=Path("/y")).job_id
+    assert a.job_id == job(settings=JobSettings(batch_size=8, task_index="full")).job_id  # how lm-eval starts
     changed = [
+        job(model=ref(trust_remote_code=True)),  # the model's own code may compute differently
         job(model=ref(identity="sha256:other")),
         job(model=ref(dtype="bfloat16")),
         job(model=ref(chat_template=True, multiturn=True)),
@@ -93,7 +95,7 @@ def hub_cache(tmp_path, monkeypatch):
 
 def test_hub_id_resolves_through_cache_with_pinned_revision(hub_cache, tmp_path):
     sha = "1234567890abcdef1234567890abcdef12345678"
-    _fake_hub_cache(hub_cache, "org/tiny", sha, {"config.json": b"{}", "model.safetensors": b"x"})
+    _fake_hub_cache(hub_cache, "org/tiny", sha, {"config.json": b"{}", "model.safetensors": b"\x02" + bytes(7) + b"{}"})  # safetensors, no tensors
     exp = Experiment(name="t", candidate=ModelSpec(hub="org/tiny"), output={"results": str(tmp_path / "r")})
     r = resolve_model(exp.candidate, exp, "candidate")
     assert (r.pretrained, r.revision, r.identity) == ("org/tiny", sha, f"hub:org/tiny@{sha}")

@@ -1,12 +1,16 @@
 """`evalsuite` entry point: a typer app whose commands live one per module in this package.
 
 Every command raises `UserError` for input a user can fix; `main()` turns it into one line on
-stderr and exit code 2. Anything else is a bug and keeps its traceback.
+stderr and exit code 2. A full disk (ENOSPC, EDQUOT, SQLite's "database or disk is full") is fixable
+too and gets the same treatment. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import sys
+from typing import Optional
 
 import typer
 
@@ -60,9 +64,27 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
+    except (OSError, sqlite3.OperationalError) as exc:
+        message = disk_full_message(exc)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        return 2
     except SystemExit as exc:  # click's normal exit path
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     return 0
+
+
+def disk_full_message(exc: BaseException) -> Optional[str]:
+    """One line for an error that means the disk is full, naming what was being written; None
+    for any other error. Writes are atomic, so what was there before is intact."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = " (disk quota exceeded)" if exc.errno == errno.EDQUOT else ""
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"no space left on device{what}{where}"
+    if isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return "no space left on device: history.sqlite (the run history in the results folder)"
+    return None
 
 
 if __name__ == "__main__":

@@ -83,14 +83,10 @@ def run(
 
 def normalized_scores(outcome, store) -> list:
     """Leaderboard numbers per model of the run, named as in the experiment."""
-    from evalsuite.score import score_paths
+    from evalsuite.score import load_results_as, score_model
 
-    scores = []
-    for model, per in outcome.done.items():
-        if per:
-            (s,) = score_paths([store.results_path(r) for r in per.values()])
-            scores.append(s.model_copy(update={"model": model}))
-    return scores
+    return [score_model(load_results_as([store.results_path(r) for r in per.values()], model), load_suite())
+            for model, per in outcome.done.items() if per]
 
 
 def raw_table(outcome, store) -> Table:

@@ -54,11 +54,16 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 
 def check_weights(folder: Path, allow_pickle: bool, what: str) -> None:
-    """Only safetensors load by default; pickle checkpoints (*.bin, *.pt) need allow_pickle."""
+    """Only safetensors load by default; pickle checkpoints (*.bin, *.pt) need allow_pickle.
+    Safetensors folders also pass `models.check` (missing shards, damaged headers, NaN/inf,
+    integer weights, mismatched vocab), so a broken folder fails here in one line, not in a job."""
     names = {p.name for p in folder.iterdir()}
     if not (folder / "config.json").is_file():
         raise UserError(f"{what}: {folder} has no config.json (not a transformers model folder)")
     if any(n.endswith(".safetensors") for n in names):
+        from evalsuite.models.check import check_model_folder
+
+        check_model_folder(folder, what)
         return
     if any(n.endswith((".bin", ".pt", ".pth")) for n in names):
         if allow_pickle:

@@ -8,6 +8,7 @@ and an atomic build (temp folder beside the output, renamed into place when comp
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel
 
+from evalsuite.faults import checkpoint
 from evalsuite.errors import UserError
 from evalsuite.models.merge_plan import MergePlan, build_plan, release_loaders
 from evalsuite.models.merge_recipe import Recipe, check_parents, load_recipe, resolve_parents
@@ -174,6 +176,7 @@ def build_merge(
         # Nothing to reuse: hash the parents (first run of a local folder) while mergekit works.
         pending = pool.submit(fingerprint_inputs, rec) if inputs is None else None
         _run_mergekit(rec, tmp, max_shard, progress)
+        checkpoint("merge.shards")
         inputs = pending.result() if pending is not None else inputs
         fingerprint = _fingerprint(inputs)
         (tmp / PLAN_FILE).write_text(plan.model_dump_json(indent=1) + "\n")
@@ -188,8 +191,11 @@ def build_merge(
         }
         (tmp / MARKER).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         swap_folder(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if _disk_full(exc):  # one OSError naming OUT_DIR, whoever raised it (safetensors does not)
+            code = exc.errno if isinstance(exc, OSError) else errno.ENOSPC
+            raise OSError(code, os.strerror(code), str(out_dir)) from exc
         raise
     finally:
         pool.shutdown(wait=True)
@@ -208,6 +214,13 @@ def _run_mergekit(rec: Recipe, out: Path, max_shard: int, progress: bool) -> Non
     # mergekit writes the recipe only as mergekit_config.yml (verbatim text, since we pass it).
     if not (out / "mergekit_config.yml").is_file():
         (out / "mergekit_config.yml").write_text(rec.text)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """safetensors reports a full disk as SafetensorError("... No space left on device (os error 28)")."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, Exception) and ("No space left on device" in str(exc) or "os error 28" in str(exc))
 
 
 def _remove_stale_temps(out_dir: Path) -> None:

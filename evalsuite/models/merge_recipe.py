@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from evalsuite.errors import UserError
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+\Z")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
 

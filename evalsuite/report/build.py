@@ -7,9 +7,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
 import shlex
-import tempfile
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -17,8 +15,11 @@ from typing import Any, Optional
 
 from pydantic import BaseModel
 
+from evalsuite.faults import checkpoint
+from evalsuite.store import atomic_write_text, sweep_stale
 from evalsuite.compare import DEFAULT_ALPHA, DEFAULT_BOOT, DEFAULT_SEED, Comparison, Study, compare_study, load_study
 from evalsuite.errors import UserError
+from evalsuite.paths import inside
 from evalsuite.report import plots
 from evalsuite.report.published import PublishedRow, match_published, read_published
 from evalsuite.report.samples import disagreements
@@ -63,24 +64,6 @@ def _duration(seconds: Optional[float]) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.2f} h"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same folder, then os.replace; readable like any file the user writes."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def static_text(name: str) -> str:
@@ -300,12 +283,14 @@ def build_report(
     now = time.time()
     ctx = build_context(study, comparison, suite, rows, per_pair=per_pair, now=now)
     html_text, md_text = render(ctx)
-    html = Path(out) if out else Path(reports_dir) / f"{report_name(experiment, now)}.html"
+    html = Path(out) if out else inside(Path(reports_dir), f"{report_name(experiment, now)}.html")  # --out: the user's choice
     html.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(html.parent)  # temp files of a report writer that was killed
     md, side = html.with_suffix(".md"), html.with_suffix(".json")
-    write_atomic(html, html_text)
-    write_atomic(md, md_text)
-    write_atomic(side, json.dumps(sidecar(ctx, html.name, md.name), indent=1))
+    atomic_write_text(html, html_text)
+    atomic_write_text(md, md_text)
+    checkpoint("report.write")
+    atomic_write_text(side, json.dumps(sidecar(ctx, html.name, md.name), indent=1))
     return ReportPaths(html=html, markdown=md, sidecar=side)
 
 

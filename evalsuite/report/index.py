@@ -20,7 +20,8 @@ def read_sidecars(folder: Path) -> list[dict[str, Any]]:
         if not isinstance(data, dict) or data.get("schema_version") != SIDECAR_SCHEMA:
             continue
         html = data.get("html")
-        if not isinstance(html, str) or "/" in html or not (side.parent / html).is_file():
+        # a plain file name of this folder ending in .html: never a `javascript:` or outside link
+        if not isinstance(html, str) or html != side.with_suffix(".html").name or not (side.parent / html).is_file():
             continue
         out.append(data)
     out.sort(key=lambda d: float(d.get("generated") or 0), reverse=True)

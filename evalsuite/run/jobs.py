@@ -30,6 +30,7 @@ class JobSettings(BaseModel):
     offline: bool = False
     threads: Optional[int] = None
     backend: Backend = Backend()
+    task_index: str = "leaderboard"  # how the child starts (see run/lm_eval_main.py); not identity
 
 
 class Job(BaseModel):
@@ -58,6 +59,8 @@ class Job(BaseModel):
             "seeds": SEEDS,
             "backend": self._backend_identity(),
             **({"threads": self.settings.threads} if self.settings.threads else {}),
+            # the model's own code instead of transformers' implementation can change a number
+            **({"trust_remote_code": True} if self.model.trust_remote_code else {}),
         }
 
     def _backend_identity(self) -> Union[str, dict]:

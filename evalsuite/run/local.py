@@ -8,6 +8,7 @@ the run, and GPU memory is released between models.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from typing import Callable, Optional, Protocol
 
 from pydantic import BaseModel
 
+from evalsuite.faults import checkpoint
 from evalsuite.run.jobs import Job
 from evalsuite.store import JobRecord, Store
 
@@ -41,12 +43,22 @@ class Execution(BaseModel):
     finished: float
 
 
-def resolve_launcher(launcher: list[str]) -> list[str]:
-    """Use this Python environment's `lm_eval` / `accelerate` (falls back to `python -m`)."""
+def resolve_launcher(launcher: list[str], task_index: str = "full") -> list[str]:
+    """Use this Python environment's `lm_eval` / `accelerate` (falls back to `python -m`).
+    task_index "leaderboard": `lm_eval` becomes `python -m evalsuite.run.lm_eval_main` (the same
+    CLI with a leaderboard-only task index; see that module)."""
+    if task_index == "leaderboard":
+        if launcher == ["lm_eval"]:
+            return [sys.executable, "-m", FAST_MAIN]
+        if launcher[-2:] == ["-m", "lm_eval"]:
+            launcher = [*launcher[:-1], FAST_MAIN]
     exe = Path(sys.executable).parent / launcher[0]
     if exe.exists():
         return [str(exe), *launcher[1:]]
     return [sys.executable, "-m", launcher[0], *launcher[1:]]
+
+
+FAST_MAIN = "evalsuite.run.lm_eval_main"
 
 
 def execute(
@@ -55,7 +67,7 @@ def execute(
     """Run the job's lm_eval command with output under `workdir/output`, log in `workdir/lm_eval.log`.
     `placement`: extra environment that only says where it runs (e.g. CUDA_VISIBLE_DEVICES)."""
     (workdir / "command.sh").write_text(job.shell_script())
-    argv = [*resolve_launcher(job.launcher()), *job.lm_eval_args(workdir / "output")]
+    argv = [*resolve_launcher(job.launcher(), job.settings.task_index), *job.lm_eval_args(workdir / "output")]
     if cache_prefix is not None:
         argv += ["--use_cache", str(cache_prefix)]
     env = {**os.environ, **job.env(), **(placement or {}), "PYTHONUNBUFFERED": "1"}
@@ -79,6 +91,7 @@ def execute(
 
 def commit(job: Job, workdir: Path, ex: Execution, store: Store) -> JobRecord:
     """Check the work folder holds lm-eval's output, write the record, move it into the store."""
+    checkpoint("job.output")
     if ex.returncode != 0:
         raise _failed(job, workdir, store, f"lm_eval exited with {ex.returncode}")
     out = workdir / "output"
@@ -99,23 +112,64 @@ def commit(job: Job, workdir: Path, ex: Execution, store: Store) -> JobRecord:
         started=ex.started,
         finished=ex.finished,
     )
-    store.commit_job(workdir, record)
+    try:
+        store.commit_job(workdir, record)
+    except BaseException as exc:  # e.g. a full disk: no half-committed work folder stays behind
+        shutil.rmtree(workdir, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            exc.filename = str(store.job_dir(job.job_id))  # not the temp folder, gone by now
+        raise
     return record
 
 
-def _failed(job: Job, workdir: Path, store: Store, why: str) -> JobFailed:
+# lm-eval's words for a full disk: Python's OSError, its SQLite request cache, safetensors/Rust.
+_DISK_FULL_WORDS = ("No space left on device", "[Errno 28]", "os error 28", "database or disk is full", "Disk quota exceeded")
+_NEARLY_FULL = 1 << 20  # bytes free on the results disk below which a failed job is put down to it
+
+
+def _failed(job: Job, workdir: Path, store: Store, why: str) -> Exception:
+    """Keep the job's log under failed/, drop its work folder, and say why it failed.
+
+    A job that failed because the results disk is full comes back as OSError(ENOSPC) naming its
+    job folder: that stops the run with one line (every later job would fail alike) and keeps the
+    last good experiment record. Any other failure is a JobFailed; the run goes on."""
+    log = workdir / "lm_eval.log"
+    full = _disk_full(log, store.root)
     kept = store.root / "failed" / f"{job.job_id}.log"
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    if (workdir / "lm_eval.log").exists():
-        shutil.copyfile(workdir / "lm_eval.log", kept)
+    try:  # a rename, not a copy: it needs no free space
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(log, kept)
+    except OSError:
+        kept = log  # no log, or it cannot be moved: the message still says where it was
     shutil.rmtree(workdir, ignore_errors=True)
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(store.job_dir(job.job_id)))
     return JobFailed(job, kept, why)
 
 
+def _disk_full(log: Path, root: Path) -> bool:
+    """Did the job fail for want of space on the results disk? Its log says so (or is empty:
+    lm-eval could not even write that), and the disk has next to nothing free."""
+    try:
+        size = log.stat().st_size
+        with log.open("rb") as fh:
+            fh.seek(max(0, size - 65536))
+            tail = fh.read().decode("utf-8", "replace")
+        free = shutil.disk_usage(root).free
+    except OSError:
+        return False
+    return (size == 0 or any(w in tail for w in _DISK_FULL_WORDS)) and free < _NEARLY_FULL
+
+
 def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None) -> JobRecord:
-    """Run one job to completion on this machine and commit it. Raises JobFailed."""
+    """Run one job to completion on this machine and commit it. Raises JobFailed (OSError when
+    the results disk is full)."""
     workdir = store.new_job_dir(job.job_id)
-    ex = execute(job, workdir, store.cache_prefix(job.job_id), on_output, placement)
+    try:
+        ex = execute(job, workdir, store.cache_prefix(job.job_id), on_output, placement)
+    except BaseException:  # e.g. no room for command.sh: no work folder stays behind
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     return commit(job, workdir, ex, store)
 
 

@@ -18,9 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from evalsuite.config import Experiment
 from evalsuite.errors import UserError
 from evalsuite.models.load import ModelRef, resolve_model
+from evalsuite.paths import inside
 from evalsuite.run.jobs import Job, JobSettings
 from evalsuite.run.local import LocalExecutor
-from evalsuite.store import ExperimentRecord, JobRecord, Store
+from evalsuite.store import ExperimentRecord, JobRecord, Store, sweep_stale
 from evalsuite.suite import load_suite
 
 
@@ -60,16 +61,22 @@ def resolve_models(exp: Experiment, store: Store, console: Console, quiet: bool 
     if exp.candidate.recipe is not None:
         from evalsuite.models.merge import build_merge
 
+        out = merged_dir(store, exp)
         local = dict(exp.local_models)
         local.update({f"evalsuite-fixtures/{name}": p for name, p in _fixture_map(exp).items()})
         revisions = {m.hub: m.revision for m in exp.parents if m.hub and m.revision}
-        out = store.root / "merged" / exp.candidate.display_name
         result = build_merge(Path(exp.candidate.recipe), out, local_models=local, revisions=revisions, progress=not quiet)
         console.print(f"[bold]merge[/] {exp.candidate.display_name}: {'reused' if result.reused else 'built'} {result.path}")
         merged = (Path(result.path), result.fingerprint)
     refs.append(resolve_model(exp.candidate, exp, "candidate", merged=merged))
     refs += [resolve_model(p, exp, "parent") for p in exp.parents]
     return refs
+
+
+def merged_dir(store: Store, exp: Experiment) -> Path:
+    """results/merged/<candidate>; a symlink out of the results folder is refused, not merged
+    through, reused or replaced (it may be the user's on purpose: only they can say)."""
+    return inside(inside(store.root, "merged"), exp.candidate.display_name)
 
 
 def _fixture_map(exp: Experiment) -> dict[str, Path]:
@@ -84,7 +91,7 @@ def _fixture_map(exp: Experiment) -> dict[str, Path]:
 
 def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], include_path: Optional[Path], nltk_dir: Optional[Path]) -> list[Job]:
     suite = load_suite()
-    settings = JobSettings(batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, threads=exp.threads, backend=exp.backend)
+    settings = JobSettings(batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, threads=exp.threads, backend=exp.backend, task_index=exp.executor.task_index)
     return [
         Job(
             model=ref,
@@ -151,12 +158,19 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     store = Store(Path(exp.output.results))
     data_ids = check_data(exp)
     executor = make_executor(exp)
-    refs = resolve_models(exp, store, console, quiet)
-    for ref in refs:
-        if ref.trust_remote_code:
-            console.print(f"[yellow]warning:[/] {ref.name}: trust_remote_code is on — the model's own Python code will run")
-
-    with store.lock():
+    for sub in ("jobs", "cache", "merged"):  # a symlink out of results/ is refused before any work
+        inside(store.root, sub)
+    store.experiment_file(exp.name)
+    if exp.candidate.recipe is not None:
+        merged_dir(store, exp)
+    with store.lock():  # held from the merge on: a second run cannot swap a model under our jobs
+        for folder in ("jobs", "merged", "experiments"):  # what killed runs left (evalsuite/faults.py)
+            sweep_stale(store.root / folder)
+        refs = resolve_models(exp, store, console, quiet)
+        for ref in refs:
+            if ref.trust_remote_code:
+                say = Console(stderr=True) if console.quiet else console  # a security warning survives --quiet
+                say.print(f"[yellow]warning:[/] {ref.name}: trust_remote_code is on — the model's own Python code will run")
         return _run_jobs(exp, store, executor, refs, data_ids, console, quiet)
 
 
