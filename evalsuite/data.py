@@ -72,8 +72,9 @@ def leaderboard_tasks_dir() -> Path:
     return Path(lm_eval.tasks.__file__).resolve().parent / "leaderboard"
 
 
-class _TolerantLoader(yaml.SafeLoader):
-    """Reads lm-eval task YAMLs without importing their `!function` hooks."""
+class _TolerantLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Reads lm-eval task YAMLs without importing their `!function` hooks (libyaml's parser when
+    PyYAML has it: the same documents, ~50x faster over the 45 leaderboard files)."""
 
 
 _TolerantLoader.add_constructor(
