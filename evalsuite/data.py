@@ -221,13 +221,26 @@ def _columns(path: Path) -> Optional[list[str]]:
         with path.open(newline="", encoding="utf-8") as fh:
             return next(csv.reader(fh), [])
     if name.endswith((".jsonl", ".json")):
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    row = json.loads(line)
-                    return list(row) if isinstance(row, dict) else None
-        return []
+        rows = _json_rows(path)
+        if rows is None:
+            return None
+        return list(rows[0]) if rows and isinstance(rows[0], dict) else ([] if not rows else None)
     return None
+
+
+def _json_rows(path: Path) -> Optional[list[Any]]:
+    """Rows of a JSON-lines file or of a JSON array (both load with `datasets`' json builder);
+    None when it is neither."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        pass
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, list) else None
 
 
 def _column_kinds(path: Path) -> dict[str, str]:
@@ -246,8 +259,7 @@ def _column_kinds(path: Path) -> dict[str, str]:
         schema = pq.read_schema(path)
         return {n: kind(t) for n, t in zip(schema.names, schema.types)}
     if path.name.endswith((".jsonl", ".json")):
-        with path.open(encoding="utf-8") as fh:
-            row = next((json.loads(line) for line in fh if line.strip()), None)
+        row = next(iter(_json_rows(path) or []), None)
         names = {str: "string", list: "list", int: "integer", float: "float", bool: "boolean",
                  dict: "object", type(None): "null"}
         return {k: names.get(type(v), type(v).__name__) for k, v in row.items()} if isinstance(row, dict) else {}
@@ -266,8 +278,7 @@ def _rows(path: Path, column: Optional[str] = None) -> list[Any]:
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     elif name.endswith((".jsonl", ".json")):
-        with path.open(encoding="utf-8") as fh:
-            rows = [json.loads(line) for line in fh if line.strip()]
+        rows = [r for r in _json_rows(path) or [] if isinstance(r, dict)]
     else:
         return []
     return [r.get(column) for r in rows] if column else rows
@@ -333,7 +344,7 @@ def mirror_problems(mirror: Path, benchmarks: list[str]) -> list[str]:
                     seen_files.add(f)
                     cols = _columns(f)
                     if cols is None:
-                        problems.append(f"{bench_id}: {f}: unsupported data file type")
+                        problems.append(f"{bench_id}: {f}: not a data file lm-eval can read (parquet, csv, JSON lines or a JSON array of rows)")
                         continue
                     missing = [c for c in REQUIRED_COLUMNS[bench_id] if c not in cols]
                     if missing:

@@ -117,7 +117,9 @@ def swap_folder(new: Path, target: Path) -> None:
         if old is not None:
             os.replace(old, target)
         raise
-    if old is not None:
+    if old is not None and old.is_symlink():  # the target was a link (inside the folder): drop the link only
+        old.unlink()
+    elif old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -302,3 +302,17 @@ def test_lm_eval_reads_all_39_tasks_from_the_mirror(tmp_path):
     for task, cfg in res["configs"].items():
         assert cfg["dataset_path"].startswith(str(MIRROR.resolve())), task
     assert "prompt_level_strict_acc,none" in res["results"]["leaderboard_ifeval"]
+
+
+def test_mirror_json_data_as_array_or_broken(tmp_path):
+    """A JSON data file may hold JSON lines or one (pretty-printed) array of rows, as `datasets`
+    reads both; anything else is one problem line, not a traceback."""
+    m = tmp_path / "mirror"
+    shutil.copytree(MIRROR, m)
+    f = m / "wis-k/instruction-following-eval/input_data.jsonl"
+    rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    f.write_text(json.dumps(rows, indent=2))
+    assert data.mirror_problems(m, ["ifeval"]) == []
+    f.write_text(json.dumps(rows, indent=2)[:-40])  # cut short
+    problems = data.mirror_problems(m, ["ifeval"])
+    assert problems == [f"ifeval: {f}: not a data file lm-eval can read (parquet, csv, JSON lines or a JSON array of rows)"]

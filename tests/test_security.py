@@ -320,3 +320,16 @@ def test_report_index_links_only_its_own_html_files(tmp_path):
     (tmp_path / "javascript:alert(1)").write_text("x")
     (tmp_path / "other.html").write_text("<p>other</p>")
     assert [r["html"] for r in read_sidecars(tmp_path)] == ["good.html"]
+
+
+def test_files_a_ray_worker_sends_back_stay_in_the_job_folder(tmp_path):
+    from evalsuite.run.ray_executor import write_payload
+
+    work = tmp_path / "jobs" / ".tmp-j-1"
+    work.mkdir(parents=True)
+    write_payload(work, {"output/m/results_1.json": b"{}", "lm_eval.log": b"ok"})
+    assert (work / "output/m/results_1.json").read_bytes() == b"{}"
+    for rel in ["../../escaped", "/etc/evalsuite-escaped", "output/../../escaped"]:
+        with pytest.raises(UserError):
+            write_payload(work, {rel: b"x"})
+    assert not (tmp_path / "escaped").exists() and not Path("/etc/evalsuite-escaped").exists()

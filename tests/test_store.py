@@ -96,3 +96,18 @@ def test_run_refuses_while_another_run_holds_the_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "is in use by another evalsuite run" in err
     assert not (tmp_path / "results" / "jobs").exists()
+
+
+def test_swap_folder_over_a_link_replaces_the_link_and_keeps_what_it_pointed_to(tmp_path):
+    from evalsuite.store import swap_folder
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f").write_text("user data")
+    (tmp_path / "t").symlink_to(tmp_path / "real")
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "g").write_text("new")
+    swap_folder(new, tmp_path / "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real", "t"]  # no `.t.old-PID` link left
+    assert (tmp_path / "real" / "f").read_text() == "user data"
+    assert not (tmp_path / "t").is_symlink() and (tmp_path / "t" / "g").read_text() == "new"

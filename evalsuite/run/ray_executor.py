@@ -8,11 +8,13 @@ lost with their worker.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from evalsuite.errors import UserError
+from evalsuite.paths import inside
 from evalsuite.run.jobs import Job
 from evalsuite.run.local import Events, Execution, JobFailed, commit, execute
 from evalsuite.store import Store
@@ -25,6 +27,17 @@ def _run_remote(job_json: str, cache_prefix: Optional[str]) -> dict:
         ex = execute(job, Path(d), Path(cache_prefix) if cache_prefix else None)
         files = {p.relative_to(d).as_posix(): p.read_bytes() for p in Path(d).rglob("*") if p.is_file()}
     return {"execution": ex.model_dump(), "files": files}
+
+
+def write_payload(workdir: Path, files: dict[str, bytes]) -> None:
+    """Write the files a worker sent back into the job's work folder; every part of each relative
+    path must stay inside it (a name is never trusted to be a path)."""
+    for rel, data in files.items():
+        dest = workdir
+        for part in PurePosixPath(rel).parts:
+            dest = inside(dest, part)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
 
 
 class RayExecutor:
@@ -73,10 +86,15 @@ class RayExecutor:
                 events.failed(job, f"{job.model.name} / {job.benchmark}: Ray task failed: {str(exc).splitlines()[0]}")
                 continue
             workdir = store.new_job_dir(job.job_id)
-            for rel, data in payload["files"].items():
-                dest = workdir / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(data)
+            try:
+                write_payload(workdir, payload["files"])
+            except UserError as exc:  # a worker sent a path out of the job folder: not trusted
+                shutil.rmtree(workdir, ignore_errors=True)
+                events.failed(job, f"{job.model.name} / {job.benchmark}: {exc}")
+                continue
+            except BaseException:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
             try:
                 record = commit(job, workdir, Execution(**payload["execution"]), store)
             except JobFailed as exc:
