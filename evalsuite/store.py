@@ -68,16 +68,17 @@ _STALE = (  # .NAME.tmp-PID-xxxx (files, folders), .NAME.old-PID (swap_folder), 
 )
 
 
-def sweep_stale(folder: Path) -> list[Path]:
+def sweep_stale(folder: Path, only: Optional[str] = None) -> list[Path]:
     """Clear what dead evalsuite processes left in `folder`: their temp files and folders are
     removed; a previous version moved aside by an interrupted `swap_folder` is put back when its
-    replacement never arrived (else removed). Returns what was removed or restored."""
+    replacement never arrived (else removed). `only`: leave every name but this one alone (a
+    folder evalsuite does not own). Returns what was removed or restored."""
     done: list[Path] = []
     if not folder.is_dir():
         return done
     for p in folder.iterdir():
         m = _STALE[0].match(p.name) or _STALE[1].match(p.name)
-        if m is None or _pid_alive(m["pid"]):
+        if m is None or _pid_alive(m["pid"]) or (only is not None and m["name"] != only):
             continue
         target = folder / m["name"]
         if m["kind"] == "old" and not target.exists():
@@ -96,10 +97,24 @@ def _umask() -> int:
     return umask
 
 
+# How a full disk shows up: OSError's errnos; in messages and logs, Python's, SQLite's and Rust's
+# (safetensors) words for it.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_WORDS = ("No space left on device", "[Errno 28]", "os error 28", "database or disk is full", "Disk quota exceeded")
+
+
+def disk_full(error: Union[BaseException, str]) -> bool:
+    """Does this exception (by errno, or by its message when it is not an OSError) or this log
+    text say the disk is full?"""
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL_ERRNOS
+    return any(w in str(error) for w in DISK_FULL_WORDS)
+
+
 def _name_full_disk(exc: BaseException, path: Path) -> None:
     """A write that fails on a full disk names no file (the error comes at write or close) or a
     temp file that is gone by now: name the file or folder that was being written instead."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, OSError) and disk_full(exc):
         exc.filename = str(path)
 
 

@@ -270,6 +270,13 @@ def broken_mirror(tmp_path: Path) -> Path:
     return Path(shutil.copytree(MIRROR, tmp_path / "mirror"))
 
 
+def retype_column(f: Path, column: str, convert) -> None:
+    """Rewrite one parquet column with `convert(values)` (same rows, another type)."""
+    table = pq.read_table(f)
+    new = convert(table.column(column).to_pylist())
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column, new), f)
+
+
 def test_mirror_missing_split(tiny_models, tmp_path, capsys):
     m = broken_mirror(tmp_path)
     readme = m / "TAUR-Lab/MuSR/README.md"
@@ -282,9 +289,7 @@ def test_mirror_missing_split(tiny_models, tmp_path, capsys):
 def test_mirror_list_column_holds_strings(tiny_models, tmp_path, capsys):
     m = broken_mirror(tmp_path)
     f = m / "TIGER-Lab/MMLU-Pro/data/test-00000-of-00001.parquet"
-    table = pq.read_table(f)
-    joined = pa.array([" | ".join(o) for o in table.column("options").to_pylist()])
-    pq.write_table(table.set_column(table.schema.get_field_index("options"), "options", joined), f)
+    retype_column(f, "options", lambda values: pa.array([" | ".join(o) for o in values]))
     run_fails(capsys, tmp_path, {"path": str(tiny_models["parent_a"])},
               f"mmlu_pro: {f}: column 'options' holds string values, lm-eval needs list",
               benchmarks=["mmlu_pro"], mirror=m)
@@ -293,9 +298,7 @@ def test_mirror_list_column_holds_strings(tiny_models, tmp_path, capsys):
 def test_mirror_string_column_holds_integers(tiny_models, tmp_path, capsys):
     m = broken_mirror(tmp_path)
     f = m / "SaylorTwift/bbh/object_counting/test-00000-of-00001.parquet"
-    table = pq.read_table(f)
-    ints = pa.array([int(v) for v in table.column("target").to_pylist()], pa.int64())
-    pq.write_table(table.set_column(table.schema.get_field_index("target"), "target", ints), f)
+    retype_column(f, "target", lambda values: pa.array([int(v) for v in values], pa.int64()))
     run_fails(capsys, tmp_path, {"path": str(tiny_models["parent_a"])},
               f"bbh: {f}: column 'target' holds integer values, lm-eval needs string",
               benchmarks=["bbh"], mirror=m)

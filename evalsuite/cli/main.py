@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 def disk_full_message(exc: BaseException) -> Optional[str]:
     """One line for an error that means the disk is full, naming what was being written; None
     for any other error. Writes are atomic, so what was there before is intact."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    from evalsuite.store import disk_full
+
+    if isinstance(exc, OSError) and disk_full(exc):
         what = " (disk quota exceeded)" if exc.errno == errno.EDQUOT else ""
         where = f": {exc.filename}" if exc.filename else ""
         return f"no space left on device{what}{where}"

@@ -25,7 +25,7 @@ from evalsuite.faults import checkpoint
 from evalsuite.errors import UserError
 from evalsuite.models.merge_plan import MergePlan, build_plan, release_loaders
 from evalsuite.models.merge_recipe import Recipe, check_parents, load_recipe, resolve_parents
-from evalsuite.store import normal_modes, swap_folder
+from evalsuite.store import disk_full, normal_modes, swap_folder, sweep_stale, temp_prefix
 
 MARKER = "evalsuite_merge.json"
 PLAN_FILE = "merge_plan.json"
@@ -169,8 +169,8 @@ def build_merge(
             raise UserError(f"output {out_dir}: folder exists and is not a merge output; pass --force to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
 
-    _remove_stale_temps(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
+    sweep_stale(out_dir.parent, only=out_dir.name)  # OUT's parent may be the user's: our temps only
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir.name), dir=out_dir.parent))
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         # Nothing to reuse: hash the parents (first run of a local folder) while mergekit works.
@@ -193,7 +193,7 @@ def build_merge(
         swap_folder(tmp, out_dir)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if _disk_full(exc):  # one OSError naming OUT_DIR, whoever raised it (safetensors does not)
+        if disk_full(exc):  # one OSError naming OUT_DIR, whoever raised it (safetensors does not)
             code = exc.errno if isinstance(exc, OSError) else errno.ENOSPC
             raise OSError(code, os.strerror(code), str(out_dir)) from exc
         raise
@@ -214,28 +214,3 @@ def _run_mergekit(rec: Recipe, out: Path, max_shard: int, progress: bool) -> Non
     # mergekit writes the recipe only as mergekit_config.yml (verbatim text, since we pass it).
     if not (out / "mergekit_config.yml").is_file():
         (out / "mergekit_config.yml").write_text(rec.text)
-
-
-def _disk_full(exc: BaseException) -> bool:
-    """safetensors reports a full disk as SafetensorError("... No space left on device (os error 28)")."""
-    if isinstance(exc, OSError):
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    return isinstance(exc, Exception) and ("No space left on device" in str(exc) or "os error 28" in str(exc))
-
-
-def _remove_stale_temps(out_dir: Path) -> None:
-    """Delete temp folders left beside `out_dir` by merges whose process is gone (killed runs)."""
-    for p in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
-        pid = p.name[len(f".{out_dir.name}.tmp-"):].split("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

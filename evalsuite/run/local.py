@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from evalsuite.faults import checkpoint
 from evalsuite.run.jobs import Job
-from evalsuite.store import JobRecord, Store
+from evalsuite.store import JobRecord, Store, disk_full
 
 
 class JobFailed(Exception):
@@ -116,14 +116,12 @@ def commit(job: Job, workdir: Path, ex: Execution, store: Store) -> JobRecord:
         store.commit_job(workdir, record)
     except BaseException as exc:  # e.g. a full disk: no half-committed work folder stays behind
         shutil.rmtree(workdir, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(exc, OSError) and disk_full(exc):
             exc.filename = str(store.job_dir(job.job_id))  # not the temp folder, gone by now
         raise
     return record
 
 
-# lm-eval's words for a full disk: Python's OSError, its SQLite request cache, safetensors/Rust.
-_DISK_FULL_WORDS = ("No space left on device", "[Errno 28]", "os error 28", "database or disk is full", "Disk quota exceeded")
 _NEARLY_FULL = 1 << 20  # bytes free on the results disk below which a failed job is put down to it
 
 
@@ -158,7 +156,7 @@ def _disk_full(log: Path, root: Path) -> bool:
         free = shutil.disk_usage(root).free
     except OSError:
         return False
-    return (size == 0 or any(w in tail for w in _DISK_FULL_WORDS)) and free < _NEARLY_FULL
+    return (size == 0 or disk_full(tail)) and free < _NEARLY_FULL
 
 
 def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None) -> JobRecord:
