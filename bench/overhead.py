@@ -2,9 +2,11 @@
 `lm_eval` (each job's recorded command.sh), side by side in one process, plus the cost of
 re-running a finished experiment.
 
-    python bench/overhead.py [--benchmarks gpqa,musr] [--limit 2] [--out /tmp/evalsuite-bench-overhead]
+    python bench/overhead.py [--benchmarks gpqa,musr] [--limit 2] [--harness leaderboard|upstream] [--out DIR]
 
-Both sides run one job at a time with the demo's settings (threads: 1). Prints a JSON summary:
+Both sides run one lm-eval process at a time with the demo's settings (threads: 1): one per job
+with `--harness upstream`, one per model with `leaderboard` (the default; its jobs share one
+command.sh, run once). Prints a JSON summary:
 wall seconds of each side, their ratio (goal <= 1.03), and the re-run time as a fraction of the
 first run (goal <= 5%, and no lm_eval process started).
 """
@@ -28,6 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--benchmarks", default="gpqa,musr")
     ap.add_argument("--limit", type=int, default=2)
+    ap.add_argument("--harness", choices=["leaderboard", "upstream"], default="leaderboard")
     ap.add_argument("--out", type=Path, default=Path("/tmp/evalsuite-bench-overhead"))
     args = ap.parse_args()
     from conftest import demo_config  # the same config copy the tests use
@@ -36,7 +39,8 @@ def main() -> None:
     benches = args.benchmarks.split(",")
     cfg = demo_config(
         args.out, name="bench",
-        **{"[ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": f"[{', '.join(benches)}]", "limit: 2": f"limit: {args.limit}", "workers: 2": "workers: 1"},
+        **{"[ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": f"[{', '.join(benches)}]", "limit: 2": f"limit: {args.limit}", "workers: 2": "workers: 1",
+           "harness: leaderboard": f"harness: {args.harness}"},
     )
     evalsuite = [sys.executable, "-m", "evalsuite.cli.main", "run", "--all", "--config", str(cfg), "--quiet"]
 
@@ -57,13 +61,17 @@ def main() -> None:
     store = Store(args.out / "results")
     rec = store.read_experiment("bench")
     job_ids = [j for per in rec.jobs.values() for j in per.values()]
-    jobs_wall = sum(store.finished_job(j).duration_s for j in job_ids)
+    processes = {}  # one record per lm-eval process (the jobs of a shared process have the same command)
+    for j in job_ids:
+        r = store.finished_job(j)
+        processes.setdefault(r.process or r.job_id, r)
+    jobs_wall = sum(r.duration_s for r in processes.values())
 
     bare_dir = args.out / "bare"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     t0 = time.perf_counter()
-    for j in job_ids:
-        subprocess.run(["sh", str(store.job_dir(j) / "command.sh"), str(bare_dir / j)], check=True, capture_output=True, env=env)
+    for key, r in processes.items():
+        subprocess.run(["sh", str(store.job_dir(r.job_id) / "command.sh"), str(bare_dir / key)], check=True, capture_output=True, env=env)
     bare = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -72,6 +80,8 @@ def main() -> None:
 
     print(json.dumps({
         "jobs": len(job_ids),
+        "harness": args.harness,
+        "lm_eval_processes": len(processes),
         "evalsuite_first_run_s": round(first, 2),
         "of_which_lm_eval_jobs_s": round(jobs_wall, 2),
         "bare_lm_eval_s": round(bare, 2),

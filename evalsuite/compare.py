@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evalsuite.errors import UserError
-from evalsuite.score import ModelScores, aggregate, normalize
+from evalsuite.score import ModelScores, _baselines, _keys, _weights, aggregate, normalize
 from evalsuite.suite import Benchmark, Suite, load_suite
 
 Verdict = Literal["better", "worse", "indistinguishable"]
@@ -210,22 +210,60 @@ def bootstrap_score(bench: Benchmark, metrics: Sequence[str], models: Sequence[M
     return point, scores
 
 
-def aggregate_draws(bench: Benchmark, names: Sequence[str], raw: np.ndarray, n_by_task: Optional[Mapping[str, int]]) -> np.ndarray:
-    """`score.aggregate` of each row of `raw` (draws x keys).
+def _fsum_rows(terms: np.ndarray) -> np.ndarray:
+    """`math.fsum` of each row of `terms` (rows x columns), vectorized over rows: the same
+    correctly rounded sum, bit for bit (Shewchuk's exact partials, then fsum's final rounding)."""
+    rows, m = terms.shape
+    partials: list[np.ndarray] = []  # per row: non-overlapping, increasing magnitude; zeros are no-ops
+    for col in range(m):
+        x = terms[:, col]
+        for j, y in enumerate(partials):
+            hi = x + y  # Knuth's TwoSum: lo is the exact rounding error, whatever the magnitudes
+            yv = hi - x
+            partials[j] = (x - (hi - yv)) + (y - yv)
+            x = hi
+        partials.append(x)
+    if not partials:
+        return np.zeros(rows)
+    p = np.stack(partials, axis=1)
+    p = np.take_along_axis(p, np.argsort(p == 0.0, axis=1, kind="stable"), axis=1)  # drop zeros (as fsum does)
+    n = np.count_nonzero(p, axis=1)
+    at = np.arange(rows)
+    n = n - 1
+    hi = np.where(n >= 0, p[at, np.maximum(n, 0)], 0.0)
+    lo = np.zeros(rows)
+    going = n > 0  # fsum: add partials from the top while the sum stays exact
+    while going.any():
+        n = np.where(going, n - 1, n)
+        y = p[at, np.maximum(n, 0)]
+        new_hi = np.where(going, hi + y, hi)
+        lo = np.where(going, y - (new_hi - hi), lo)
+        hi = new_hi
+        going &= (lo == 0.0) & (n > 0)
+    below = p[at, np.maximum(n - 1, 0)]
+    fix = (n > 0) & (((lo < 0.0) & (below < 0.0)) | ((lo > 0.0) & (below > 0.0)))  # half-way case: round to even
+    y = lo * 2.0
+    x = hi + y
+    return np.where(fix & (y == x - hi), x, hi)
 
-    One call on whole columns when `aggregate` accepts numpy arrays (checked against the scalar
-    call on a few rows), else one call per draw."""
-    try:
-        with np.errstate(all="ignore"):
-            whole = aggregate(bench, {k: raw[:, i] for i, k in enumerate(names)}, n_by_task)
-        whole = np.asarray(whole, dtype=np.float64)
-        if whole.shape == (len(raw),):
-            probe = [aggregate(bench, dict(zip(names, row)), n_by_task) for row in raw[:3].tolist()]
-            if np.allclose(whole[:3], probe, rtol=0, atol=1e-9):
-                return whole
-    except (TypeError, ValueError):
-        pass
-    return np.fromiter((aggregate(bench, dict(zip(names, row)), n_by_task) for row in raw.tolist()), np.float64, len(raw))
+
+def aggregate_draws(bench: Benchmark, names: Sequence[str], raw: np.ndarray, n_by_task: Optional[Mapping[str, int]]) -> np.ndarray:
+    """`score.aggregate` of each row of `raw` (draws x keys), on whole columns at once.
+
+    The same operations as `aggregate`, elementwise in IEEE double, and `math.fsum`'s correctly
+    rounded sums, so every value equals the scalar call on that row exactly."""
+    raw = np.asarray(raw, dtype=np.float64)
+    columns = {k: raw[:, i] for i, k in enumerate(names)}
+    keys = _keys(bench, columns)
+    w = _weights(bench, keys, n_by_task)
+    b = _baselines(bench, keys)
+    vals = np.stack([columns[k] for k in keys], axis=1)  # (draws, keys) in aggregate's key order
+    if bench.combine == "weighted_then_normalize":
+        raw_agg = _fsum_rows(vals * np.asarray(w))
+        return np.maximum(raw_agg - b[0], 0.0) / (1.0 - b[0]) * 100.0  # score.normalize; validator: one baseline
+    base = np.asarray(b)
+    per_key = np.maximum(vals - base, 0.0) / (1.0 - base) * 100.0  # score.normalize, per key
+    return _fsum_rows(per_key * np.asarray(w))
 
 
 def interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -256,6 +294,7 @@ class ScoreComparison(BaseModel):
     delta: float
     ci_low: float
     ci_high: float
+    hash_differs: int = 0  # doc_ids both answered whose doc_hash differs (other content: not paired)
     only_candidate: int  # discordant: candidate right, parent wrong (primary metric)
     only_parent: int
     p_value: float
@@ -332,13 +371,14 @@ def compare_models(
             if bench.id not in par:
                 continue
             index: dict[str, list[np.ndarray]] = {}
-            unpaired = 0
+            unpaired = hash_differs = 0
             for t in bench.leaf_tasks:
                 a, b = cand[bench.id].get(t), par[bench.id].get(t)
                 if a is None or b is None:
                     raise UserError(f"{bench.display}: no samples for task {t} of {candidate if a is None else parent}")
-                ia, ib, _ = pair_docs(a, b)
+                ia, ib, other = pair_docs(a, b)
                 unpaired += len(a) + len(b) - 2 * len(ia)
+                hash_differs += other
                 index[t] = [ia, ib]
             if any(len(ix[0]) == 0 for ix in index.values()):
                 continue  # nothing to pair in some subtask: no comparison possible
@@ -364,7 +404,7 @@ def compare_models(
                     sub[t] = normalize(ra, base) - normalize(rb, base)
             row = ScoreComparison(
                 score_id=sid, display=display, benchmark=bench.id, parent=parent, n_docs=sum(len(ix[0]) for ix in index.values()),
-                unpaired=unpaired, candidate=point[0], parent_value=point[1], delta=point[0] - point[1], ci_low=lo, ci_high=hi,
+                unpaired=unpaired, hash_differs=hash_differs, candidate=point[0], parent_value=point[1], delta=point[0] - point[1], ci_low=lo, ci_high=hi,
                 only_candidate=only_c, only_parent=only_p, p_value=mcnemar_exact(only_c, only_p), primary_metric=primary,
                 subtask_delta=sub,
             )

@@ -20,6 +20,11 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+\Z")  # \Z, not $: "$" also m
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,127}\Z")  # names become file names (see evalsuite.paths)
 
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+# Which lm-eval evalsuite reproduces (docs/fidelity.md): "leaderboard" = the Hugging Face fork the
+# Open LLM Leaderboard ran (its model-side rules on top of lm-eval 0.4.13, one lm-eval process per
+# model over all its benchmarks); "upstream" = lm-eval 0.4.13 as released, one process per job.
+Harness = Literal["leaderboard", "upstream"]
+GIT_SHA = re.compile(r"^[0-9a-f]{40}\Z")
 
 
 class _Strict(BaseModel):
@@ -27,9 +32,12 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    """One model of the experiment: exactly one of `hub`, `path`, `recipe`, `fixture`.
+    """One model of the experiment: exactly one of `hub`, `path`, `recipe`, `fixture`, `published`.
 
-    `fixture` names a tiny test model that evalsuite builds itself (`evalsuite fixtures build`)."""
+    `fixture` names a tiny test model that evalsuite builds itself (`evalsuite fixtures build`).
+    `published` takes the model's results from the leaderboard's published details (a details
+    dataset repo id such as `open-llm-leaderboard/sam-paech__Delirium-v1-details`, or a local
+    folder in that layout; `revision:` pins the repo's commit): no model is loaded for it."""
 
     name: Optional[str] = None
     hub: Optional[str] = None
@@ -37,6 +45,7 @@ class ModelSpec(_Strict):
     path: Optional[Path] = None
     recipe: Optional[Path] = None
     fixture: Optional[Literal["parent_a", "parent_b", "candidate"]] = None
+    published: Optional[str] = None
     dtype: Dtype = "auto"
     chat_template: bool = False
     fewshot_as_multiturn: Optional[bool] = None  # default: same as chat_template
@@ -45,13 +54,13 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSpec":
-        given = [k for k in ("hub", "path", "recipe", "fixture") if getattr(self, k) is not None]
+        given = [k for k in ("hub", "path", "recipe", "fixture", "published") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of hub, path, recipe, fixture")
+            raise ValueError("give exactly one of hub, path, recipe, fixture, published")
         if self.hub is not None and not HUB_ID.match(self.hub):
             raise ValueError(f"hub id {self.hub!r} is not of the form org/name")
-        if self.revision is not None and self.hub is None:
-            raise ValueError("revision only applies to a hub model")
+        if self.revision is not None and self.hub is None and self.published is None:
+            raise ValueError("revision only applies to a hub model or published details")
         if self.name is not None and not SAFE_NAME.match(self.name):
             raise ValueError(f"name {self.name!r} must be letters, digits, '.', '_' or '-'")
         if self.display_name.startswith("."):  # derived from a hub id or folder: '..', '.', hidden
@@ -68,6 +77,9 @@ class ModelSpec(_Strict):
             return self.hub.split("/")[-1]
         if self.fixture:
             return f"tiny-{self.fixture}"
+        if self.published:  # open-llm-leaderboard/<org>__<model>-details, or a folder of it
+            base = re.split(r"[/\\]", self.published.rstrip("/\\"))[-1].removesuffix("-details")
+            return re.sub(r"[^\w.\-]", "_", base.split("__")[-1]) or "published"
         src = self.path if self.path is not None else self.recipe
         return re.sub(r"[^\w.\-]", "_", Path(str(src)).stem) or "model"
 
@@ -82,6 +94,9 @@ class DataSource(_Strict):
 
     source: Literal["hub", "mirror"] = "hub"
     mirror: Optional[Path] = None
+    # hub: benchmark id (ifeval, bbh, ...) -> dataset commit sha to read; the others are resolved
+    # to the commit their repo's main branch points at (online) or the HF cache holds (offline)
+    revisions: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _mirror_given(self) -> "DataSource":
@@ -89,6 +104,14 @@ class DataSource(_Strict):
             raise ValueError("source: mirror needs a mirror folder")
         if self.source == "hub" and self.mirror is not None:
             raise ValueError("mirror is only used with source: mirror")
+        if self.revisions and self.source != "hub":
+            raise ValueError("revisions pin hub datasets (source: hub); a mirror is identified by its content")
+        known = load_suite().ids
+        for bench, sha in self.revisions.items():
+            if bench not in known:
+                raise ValueError(f"revisions: unknown benchmark {bench!r} (known: {', '.join(known)})")
+            if not GIT_SHA.match(sha):
+                raise ValueError(f"revisions.{bench}: {sha!r} is not a 40-hex-digit commit sha")
         return self
 
 
@@ -142,6 +165,7 @@ class Experiment(_Strict):
     candidate: ModelSpec
     parents: list[ModelSpec] = Field(default_factory=list)
     benchmarks: list[str] = Field(default_factory=lambda: list(load_suite().ids))
+    harness: Harness = "leaderboard"
     batch_size: Union[int, Literal["auto"]] = "auto"
     limit: Optional[int] = None
     device: str = "auto"
@@ -197,6 +221,8 @@ class Experiment(_Strict):
         for m in self.parents:
             if m.recipe is not None:
                 raise ValueError("only the candidate may be a mergekit recipe")
+        if self.harness == "leaderboard" and self.backend.name != "hf":
+            raise ValueError("harness: leaderboard reproduces the fork's hf model; with backend vllm use harness: upstream")
         return self
 
     @property
@@ -238,6 +264,9 @@ def _resolve_paths(data: dict, base: Path) -> dict:
             for k in ("path", "recipe"):
                 if k in m:
                     m[k] = fix(m[k])
+            pub = m.get("published")  # a folder (relative to the config) or a details repo id
+            if isinstance(pub, str) and ((base / pub).expanduser().exists() or not HUB_ID.match(pub)):
+                m["published"] = fix(pub)
     if isinstance(data.get("data"), dict) and "mirror" in data["data"]:
         data["data"]["mirror"] = fix(data["data"]["mirror"])
     if isinstance(data.get("output"), dict):
@@ -307,6 +336,8 @@ def check_files(exp: Experiment, lines: dict[tuple, int], path: Path) -> None:
             raise UserError(f"{where(*loc, 'path')}: {'.'.join(map(str, loc))}.path: model folder {m.path} does not exist")
         if m.recipe is not None and not Path(m.recipe).is_file():
             raise UserError(f"{where(*loc, 'recipe')}: {'.'.join(map(str, loc))}.recipe: recipe file {m.recipe} does not exist")
+        if m.published is not None and not HUB_ID.match(m.published) and not Path(m.published).is_dir():
+            raise UserError(f"{where(*loc, 'published')}: {'.'.join(map(str, loc))}.published: details folder {m.published} does not exist")
     if exp.data.mirror is not None and not Path(exp.data.mirror).is_dir():
         raise UserError(f"{where('data', 'mirror')}: data.mirror: folder {exp.data.mirror} does not exist")
     for hub_id, folder in exp.local_models.items():

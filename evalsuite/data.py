@@ -72,6 +72,15 @@ def leaderboard_tasks_dir() -> Path:
     return Path(lm_eval.tasks.__file__).resolve().parent / "leaderboard"
 
 
+def leaderboard_order() -> list[str]:
+    """Suite benchmark ids in the order the installed `leaderboard` group lists them (the order one
+    `lm_eval --tasks leaderboard` process builds and runs them in)."""
+    raw = yaml.load((leaderboard_tasks_dir() / "leaderboard.yaml").read_text(encoding="utf-8"), Loader=_TolerantLoader)  # noqa: S506
+    by_group = {b.group: b.id for b in load_suite().benchmarks}
+    order = [by_group[g] for g in raw.get("task", []) if g in by_group]
+    return order + [b for b in load_suite().ids if b not in order]
+
+
 class _TolerantLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """Reads lm-eval task YAMLs without importing their `!function` hooks (libyaml's parser when
     PyYAML has it: the same documents, ~50x faster over the 45 leaderboard files)."""
@@ -122,6 +131,7 @@ class TaskData:
     splits: tuple[str, ...]
     fewshot_split: Optional[str]
     num_fewshot: int
+    dataset_kwargs: Optional[dict] = None
 
 
 def task_data(bench_id: str) -> list[TaskData]:
@@ -144,6 +154,7 @@ def task_data(bench_id: str) -> list[TaskData]:
             splits=tuple(dict.fromkeys(s for s in splits if s)),
             fewshot_split=cfg.get("fewshot_split") if samples is None else None,
             num_fewshot=int(cfg.get("num_fewshot") or 0),
+            dataset_kwargs=cfg.get("dataset_kwargs") if isinstance(cfg.get("dataset_kwargs"), dict) else None,
         ))
     return out
 
@@ -386,35 +397,81 @@ def check_mirror(mirror: Path, benchmarks: list[str]) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def override_yamls(mirror: Path, benchmarks: list[str]) -> dict[str, str]:
-    """File name -> YAML text of the override for every leaf task of `benchmarks`."""
-    mirror = Path(mirror).resolve()
+def override_yamls(mirror: Optional[Path], benchmarks: list[str], revisions: Optional[dict[str, str]] = None,
+                   harness: str = "upstream") -> dict[str, str]:
+    """File name -> text of the override for every leaf task of `benchmarks`: read from the local
+    `mirror`, or from the hub at the dataset commit `revisions[benchmark]`. With `harness:
+    leaderboard` GPQA's choices are shuffled as the leaderboard's run shuffled them
+    (evalsuite/run/gpqa_order.py; its generated helper module comes with the YAMLs)."""
+    from evalsuite.run import gpqa_order
+
+    mirror = Path(mirror).resolve() if mirror is not None else None
     out: dict[str, str] = {}
+    if harness == "leaderboard" and "gpqa" in benchmarks:
+        sizes = gpqa_sizes(mirror)
+        out[f"{gpqa_order.HELPER_MODULE}.py"] = gpqa_order.helper_source(sizes)
     for bench_id in benchmarks:
         if bench_id not in HUB_DATASETS:
             raise UserError(f"unknown benchmark {bench_id!r} (known: {', '.join(HUB_DATASETS)})")
         for td in task_data(bench_id):
-            body = yaml.safe_dump(
-                {"include": str(td.yaml_path), "task": td.task,
-                 "dataset_path": str(repo_dir(mirror, bench_id))},
-                sort_keys=False, width=1000)
-            out[f"{td.task}.yaml"] = (
-                f"{OVERRIDE_MARKER}: lm-eval task {td.task} reading "
-                f"{HUB_DATASETS[bench_id]} from a local mirror.\n{body}")
+            body: dict[str, Any] = {"include": str(td.yaml_path), "task": td.task}
+            if mirror is not None:
+                body["dataset_path"] = str(repo_dir(mirror, bench_id))
+                what = "from a local mirror"
+            else:
+                sha = (revisions or {})[bench_id]
+                body["dataset_kwargs"] = {**(td.dataset_kwargs or {}), "revision": sha}
+                what = f"from the hub at commit {sha}"
+            text = (f"{OVERRIDE_MARKER}: lm-eval task {td.task} reading {HUB_DATASETS[bench_id]} {what}.\n"
+                    + yaml.safe_dump(body, sort_keys=False, width=1000))
+            if harness == "leaderboard" and td.task in FORK_DESCRIPTIONS:
+                text += yaml.safe_dump({"description": FORK_DESCRIPTIONS[td.task](td)}, width=1000)
+            if harness == "leaderboard" and bench_id == "gpqa":
+                sub = td.task.rsplit("_", 1)[1]
+                text += f"process_docs: !function {gpqa_order.HELPER_MODULE}.process_docs_{sub}\n"
+            out[f"{td.task}.yaml"] = text
     return out
 
 
-def write_task_overrides(mirror: Path, benchmarks: list[str], out_dir: Path) -> Path:
+def _snarks_description(td: TaskData) -> str:
+    """BBH snarks: the fork's YAML ends the description in a blank line and its Jinja environment
+    strips one trailing newline, so its prompts read `...witty remarks.\nQ: ...`; lm-eval 0.4.13's
+    description has no newline (`...witty remarks.Q: ...`). The only BBH prompt that differs
+    (docs/fidelity.md)."""
+    description = str(_load_task_yaml(td.yaml_path).get("description", ""))
+    return description if description.endswith("\n") else description + "\n"
+
+
+# harness leaderboard: task -> the description the fork's prompts carry, from the installed one
+FORK_DESCRIPTIONS = {"leaderboard_bbh_snarks": _snarks_description}
+
+
+def gpqa_sizes(mirror: Optional[Path]) -> dict[str, int]:
+    """Rows of each GPQA subset's split (process_docs maps all of them): counted in a mirror, the
+    published sizes (tasks/leaderboard_v2.yaml) on the hub."""
+    bench = load_suite().get("gpqa")
+    if mirror is None:
+        return dict(bench.sizes)
+    out = {}
+    for td in task_data("gpqa"):
+        splits = _config_splits(repo_dir(mirror, "gpqa"), "gpqa", td.dataset_name, []) or {}
+        out[td.task.rsplit("_", 1)[1]] = sum(len(_rows(f)) for split in td.splits for f in splits.get(split, []))
+    return out
+
+
+def write_task_overrides(mirror: Optional[Path], benchmarks: list[str], out_dir: Path, revisions: Optional[dict[str, str]] = None,
+                         harness: str = "upstream") -> Path:
     """Write the override YAMLs into `out_dir` (pass it as `--include_path`) and return it.
 
-    The mirror is checked first. `out_dir` is replaced as a whole: built next to it, then swapped
+    A mirror is checked first. `out_dir` is replaced as a whole: built next to it, then swapped
     in; it may only contain files written here before."""
-    check_mirror(mirror, benchmarks)
-    files = override_yamls(mirror, benchmarks)
+    if mirror is not None:
+        check_mirror(mirror, benchmarks)
+    files = override_yamls(mirror, benchmarks, revisions, harness)
     out_dir = Path(out_dir)
     if out_dir.exists():
-        foreign = [p for p in out_dir.rglob("*") if p.is_file() and not (
-            p.suffix == ".yaml" and p.read_text(encoding="utf-8").startswith(OVERRIDE_MARKER))]
+        foreign = [p for p in out_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts and not (
+            p.suffix in (".yaml", ".py") and p.read_text(encoding="utf-8").startswith(OVERRIDE_MARKER))]
         if foreign:
             raise UserError(f"{out_dir}: holds files evalsuite did not write ({foreign[0].name}); "
                             "pick an empty folder for the task overrides")
@@ -439,3 +496,37 @@ def data_identity(mirror: Optional[Path], benchmarks: Iterable[str]) -> str:
             h.update(len(rel).to_bytes(8, "big") + rel + len(data).to_bytes(8, "big"))
             h.update(data)
     return "sha256:" + h.hexdigest()
+
+
+def hub_commits(benchmarks: Iterable[str], pinned: dict[str, str], offline: bool) -> dict[str, str]:
+    """Benchmark -> the commit sha of its hub dataset repo that lm-eval will read: the pinned one
+    (`data.revisions`), else what the repo's main branch points at now (online) or what the Hugging
+    Face cache holds (offline). A dataset revised on the hub thus gets a new data identity."""
+    out = {}
+    for bench in benchmarks:
+        if bench in pinned:
+            out[bench] = pinned[bench]
+            continue
+        repo = HUB_DATASETS[bench]
+        if not offline:
+            from huggingface_hub import HfApi
+
+            try:
+                out[bench] = HfApi().dataset_info(repo).sha
+            except Exception as exc:  # network, gated (GPQA), not found: all user-fixable
+                raise UserError(f"dataset {repo} ({bench}): cannot resolve its commit on the hub: {str(exc).splitlines()[0]}") from exc
+            continue
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:  # the cache's refs/main -> snapshots/<sha>
+            out[bench] = Path(snapshot_download(repo, repo_type="dataset", local_files_only=True)).name
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            raise UserError(
+                f"dataset {repo} ({bench}): cannot tell its commit offline (not in the Hugging Face hub cache); "
+                f"pin it with data: {{revisions: {{{bench}: SHA}}}}") from None
+    return out
+
+
+def hub_identity(bench: str, sha: str) -> str:
+    return f"hub:{HUB_DATASETS[bench]}@{sha}"

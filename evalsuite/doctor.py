@@ -72,24 +72,33 @@ def _data(exp: Experiment) -> list[Check]:
             else:
                 out.append(Check(name=f"data {b}", status="ok", detail=f"mirror {Path(exp.data.mirror) / repo}"))
         else:
-            out.append(_hub_dataset(b, repo, exp.offline))
+            out.append(_hub_dataset(b, repo, exp))
     return out
 
 
-def _hub_dataset(bench: str, repo: str, offline: bool) -> Check:
+def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
     from huggingface_hub import HfApi, get_token
 
+    from evalsuite import data
+    from evalsuite.errors import UserError
+
     gated = bench == "gpqa"
-    if offline or os.environ.get("HF_HUB_OFFLINE") == "1":
-        return Check(name=f"data {bench}", status="warn", detail=f"{repo}: offline, relying on the datasets cache", fix="use a local mirror (data: {source: mirror})")
+    from evalsuite.models.load import env_offline
+
+    if exp.offline or env_offline():
+        try:  # the commit the job's data identity will name
+            sha = data.hub_commits([bench], exp.data.revisions, offline=True)[bench]
+        except UserError as exc:
+            return Check(name=f"data {bench}", status="fail", detail=str(exc)[:160], fix=f"pin it (data: {{revisions: {{{bench}: SHA}}}}) or download it into the HF cache")
+        return Check(name=f"data {bench}", status="warn", detail=f"{repo}@{sha[:12]}: offline, relying on the datasets cache", fix="use a local mirror (data: {source: mirror})")
     try:
-        HfApi().dataset_info(repo, timeout=10)
+        info = HfApi().dataset_info(repo, revision=exp.data.revisions.get(bench), timeout=10)
     except Exception as exc:  # network, auth, gated
         fix = "accept the dataset's terms on the hub and `hf auth login`" if gated else "check network access to the hub, or use a local mirror"
         return Check(name=f"data {bench}", status="fail", detail=f"{repo}: {str(exc).splitlines()[0][:100]}", fix=fix)
     if gated and not get_token():
         return Check(name=f"data {bench}", status="fail", detail=f"{repo} is gated and no HF token is set", fix="accept the terms on the hub and `hf auth login`")
-    return Check(name=f"data {bench}", status="ok", detail=f"{repo} reachable")
+    return Check(name=f"data {bench}", status="ok", detail=f"{repo}@{(info.sha or '?')[:12]} reachable")
 
 
 def _nltk(exp: Experiment) -> Optional[Check]:

@@ -239,7 +239,7 @@ def _job_scores(model: str, results_file: Path) -> list[ScoreEntry]:
     out: list[ScoreEntry] = []
     for s in scored.scores.values():
         bench = suite.get(s.benchmark)
-        metrics = bench.metrics if s.id == bench.id else next(e.metrics for e in bench.extra_scores if e.id == s.id)
+        metrics = s.metrics  # the keys the scorer read (older task code names them otherwise)
         common = dict(model=model, benchmark=bench.id, score_id=s.id, display=s.display, in_average=s.in_average)
         out.append(ScoreEntry(value=s.value, stderr=s.stderr, raw=s.raw, **common))
         for key, value in s.subtasks.items():

@@ -28,7 +28,7 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, Field
 
 from evalsuite.errors import UserError
-from evalsuite.suite import Benchmark, Suite, load_suite
+from evalsuite.suite import Benchmark, Suite, TaskVersionRule, load_suite
 
 PathLike = Union[str, Path]
 
@@ -137,6 +137,12 @@ class ModelResults(BaseModel):
     """lm-eval's group values (size-weighted raw; informational, never used for scores)"""
     task_source: dict[str, str] = Field(default_factory=dict)
     sources: list[str] = Field(default_factory=list)
+    task_versions: dict[str, float] = Field(default_factory=dict)
+    """task -> version of its lm-eval task code (`versions.<task>`, else `configs.<task>.metadata.version`)"""
+    process_results: dict[str, str] = Field(default_factory=dict)
+    """task -> `configs.<task>.process_results` where the file holds it as source text"""
+    limits: dict[str, Optional[float]] = Field(default_factory=dict)
+    """source file -> its `config.limit` (lm-eval's --limit; None: every document was scored)"""
 
 
 def _num(v: Any) -> Optional[float]:
@@ -161,8 +167,47 @@ def _model_key(data: dict[str, Any], path: Path) -> str:
     raise UserError(f"{path}: no model name (neither model_name nor config.model_args pretrained=)")
 
 
+def _version(v: Any) -> Optional[float]:
+    """A task version as lm-eval writes it (1.0, "2.0", 3); groups' "N/A" and the like -> None."""
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            return None
+    f = _num(v)
+    return f if f is not None and math.isfinite(f) else None
+
+
+def _group_names(data: dict[str, Any], path: Path) -> set[str]:
+    """Keys of `groups`, and keys of `group_subtasks` with a non-empty list.
+
+    lm-eval 0.4.8+ also lists every leaf task in `group_subtasks`, with an empty list; 0.4.5 writes
+    no `groups` at all (its group entries in `results` carry only an alias)."""
+    groups = data.get("groups")
+    subtasks = data.get("group_subtasks")
+    if groups is not None and not isinstance(groups, dict):
+        raise UserError(f"{path}: 'groups' is not an object")
+    if subtasks is not None and not (isinstance(subtasks, dict) and all(isinstance(v, list) for v in subtasks.values())):
+        raise UserError(f"{path}: 'group_subtasks' is not an object of lists")
+    return set(groups or {}) | {g for g, members in (subtasks or {}).items() if members}
+
+
+def _limit(data: dict[str, Any], path: Path) -> Optional[float]:
+    config = data.get("config")
+    limit = config.get("limit") if isinstance(config, dict) else None
+    if limit is None:
+        return None
+    value = _num(limit)
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise UserError(f"{path}: config.limit = {limit!r} is not a positive number")
+    return value
+
+
 def read_results_file(path: PathLike) -> ModelResults:
-    """One lm-eval 0.4.x results JSON -> ModelResults (leaf tasks only; groups kept aside)."""
+    """One lm-eval 0.4.x results JSON -> ModelResults (leaf tasks only; groups kept aside).
+
+    Reads the layouts of lm-eval 0.4.5 ... 0.4.13 and of the Hugging Face fork (see
+    tests/fixtures_score/lm_eval_versions/README.md)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -171,10 +216,11 @@ def read_results_file(path: PathLike) -> ModelResults:
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise UserError(f"{path}: not an lm-eval results file (no 'results' object)")
     results: dict[str, Any] = data["results"]
-    group_names = set(data.get("groups") or {}) | set(data.get("group_subtasks") or {})
+    group_names = _group_names(data, path)
     n_samples = data.get("n-samples") if isinstance(data.get("n-samples"), dict) else {}
     configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
-    out = ModelResults(model=_model_key(data, path), sources=[str(path)])
+    versions = data.get("versions") if isinstance(data.get("versions"), dict) else {}
+    out = ModelResults(model=_model_key(data, path), sources=[str(path)], limits={str(path): _limit(data, path)})
     for task, entry in results.items():
         if not isinstance(entry, dict):
             raise UserError(f"{path}: results.{task} is not an object")
@@ -190,6 +236,14 @@ def read_results_file(path: PathLike) -> ModelResults:
         cfg = configs.get(task)
         if isinstance(cfg, dict) and isinstance(cfg.get("doc_to_choice"), list):
             out.choices[task] = len(cfg["doc_to_choice"])
+        meta = cfg.get("metadata") if isinstance(cfg, dict) else None
+        version = _version(versions.get(task))
+        if version is None and isinstance(meta, dict):
+            version = _version(meta.get("version"))
+        if version is not None:
+            out.task_versions[task] = version
+        if isinstance(cfg, dict) and isinstance(cfg.get("process_results"), str):
+            out.process_results[task] = cfg["process_results"]
     return out
 
 
@@ -226,13 +280,15 @@ def _merge(into: ModelResults, other: ModelResults) -> None:
             continue
         into.metrics[task] = values
         into.task_source[task] = other.task_source[task]
-        if task in other.n_samples:
-            into.n_samples[task] = other.n_samples[task]
-        if task in other.choices:
-            into.choices[task] = other.choices[task]
+        for field in ("n_samples", "choices", "task_versions", "process_results"):
+            theirs = getattr(other, field)
+            if task in theirs:
+                getattr(into, field)[task] = theirs[task]
     for group, values in other.groups.items():
         into.groups.setdefault(group, values)
     into.sources.extend(s for s in other.sources if s not in into.sources)
+    for source, limit in other.limits.items():
+        into.limits.setdefault(source, limit)
 
 
 def load_results(paths: Iterable[PathLike]) -> list[ModelResults]:
@@ -283,6 +339,12 @@ class Score(BaseModel):
     subtasks: dict[str, float]
     """normalized value per leaf task (per metric key for mean_of_metrics)"""
     in_average: bool
+    label: Optional[str] = None
+    """what produced the number (MATH: which parser), from the suite file; None: nothing to say"""
+    task_version: Optional[float] = None
+    """version of the lm-eval task code that wrote the values (None: unknown or mixed)"""
+    metrics: list[str] = Field(default_factory=list)
+    """the metric keys read from the results file (a version rule may differ from the suite's)"""
 
 
 class ModelScores(BaseModel):
@@ -293,6 +355,10 @@ class ModelScores(BaseModel):
     """plain mean of the benchmarks' main scores, only when all are present"""
     average_label: str = "Average"
     sources: list[str] = Field(default_factory=list)
+    limit: Optional[Union[int, float]] = None
+    """lm-eval's --limit of the results (the largest, if files differ); None: complete runs"""
+    notes: list[str] = Field(default_factory=list)
+    """one-line remarks to show under a table (parser versions, --limit, a missing Average)"""
 
     def value(self, display: str) -> Optional[float]:
         if display == self.average_label:
@@ -309,7 +375,20 @@ class ModelScores(BaseModel):
         out["stderr"] = {d: s.stderr for d, s in self.scores.items()}
         out["subtasks"] = {d: s.subtasks for d, s in self.scores.items()}
         out["sources"] = list(self.sources)
+        out["limit"] = self.limit
+        out["labels"] = {d: s.label for d, s in self.scores.items() if s.label is not None}
+        out["task_versions"] = {d: s.task_version for d, s in self.scores.items()}
+        out["notes"] = list(self.notes)
         return out
+
+
+def _fmt_num(v: float) -> str:
+    """2.0 -> "2.0" for versions; limits use `_int_if_whole`."""
+    return repr(float(v))
+
+
+def _int_if_whole(v: float) -> Union[int, float]:
+    return int(v) if float(v).is_integer() else v
 
 
 def _metric_value(results: ModelResults, task: str, metric: str, required: bool = True) -> Optional[float]:
@@ -318,14 +397,64 @@ def _metric_value(results: ModelResults, task: str, metric: str, required: bool 
     if not required:  # a stderr: "N/A" or NaN (one document) only means "unknown"
         return v if v is not None and math.isfinite(v) else None
     if v is None:
-        raise UserError(f"{results.task_source[task]}: results.{task}: metric key {metric!r} missing")
+        version = results.task_versions.get(task)
+        known = f" (task version {_fmt_num(version)})" if version is not None else " (task version not in the file)"
+        raise UserError(f"{results.task_source[task]}: results.{task}: metric key {metric!r} missing{known}")
     if not (math.isfinite(v) and 0.0 <= v <= 1.0):
         raise UserError(f"{results.task_source[task]}: results.{task}.{metric} = {v} is outside [0, 1]")
     return v
 
 
+def _rule_for(results: ModelResults, bench: Benchmark, task: str) -> Optional[TaskVersionRule]:
+    """The suite's reading of an older task version for this leaf task, None for the current one."""
+    if not bench.task_versions:
+        return None
+    values = results.metrics[task]
+    wanted = [*bench.metrics, *(m for e in bench.extra_scores for m in e.metrics)]
+    if all(m in values for m in wanted):
+        return None  # the current layout, whatever version number the file gives
+    version = results.task_versions.get(task)
+    if version is None:
+        return None  # unknown: the missing key is reported as such
+    source = results.process_results.get(task)
+    undecided = False
+    for rule in bench.task_versions:
+        if version > rule.max_version:
+            continue
+        checks = [(rule.process_results_contains, True), (rule.process_results_lacks, False)]
+        if any(text is not None for text, _ in checks) and source is None:
+            undecided = True
+            continue
+        if all(text is None or ((text in source) == present) for text, present in checks):  # type: ignore[operator]
+            return rule
+    if undecided:
+        raise UserError(
+            f"{results.task_source[task]}: results.{task} (task version {_fmt_num(version)}) lacks "
+            f"{next(m for m in wanted if m not in values)!r}, and without configs.{task}.process_results "
+            f"the file does not say which code wrote its metrics")
+    return None
+
+
+def _benchmark_rule(results: ModelResults, bench: Benchmark) -> tuple[Optional[TaskVersionRule], Optional[float]]:
+    """The one reading of all the benchmark's leaf tasks, and their common task version."""
+    tasks = bench.leaf_tasks
+    rules = {t: _rule_for(results, bench, t) for t in tasks}
+    distinct = {id(r): (t, r) for t, r in rules.items()}
+    if len(distinct) > 1:
+        (t1, _), (t2, _) = list(distinct.values())[:2]
+        def where(t: str) -> str:
+            v = results.task_versions.get(t)
+            return f"{t} (task version {_fmt_num(v) if v is not None else 'unknown'}, {results.task_source[t]})"
+        raise UserError(f"{results.task_source[t1]}: {bench.display} mixes results of different task code: "
+                        f"{where(t1)} and {where(t2)} carry different metrics")
+    versions = {results.task_versions.get(t) for t in tasks}
+    version = versions.pop() if len(versions) == 1 else None
+    return rules[tasks[0]], version
+
+
 def _score_one(
-    results: ModelResults, bench: Benchmark, sid: str, display: str, metrics: list[str], in_average: bool
+    results: ModelResults, bench: Benchmark, sid: str, display: str, metrics: list[str], in_average: bool,
+    label: Optional[str] = None, task_version: Optional[float] = None,
 ) -> Score:
     tasks = bench.leaf_tasks
     n_by_task: Optional[dict[str, int]] = None
@@ -356,13 +485,20 @@ def _score_one(
         stderr=aggregate_stderr(bench, se, n_by_task),
         subtasks=per_key,
         in_average=in_average,
+        label=label,
+        task_version=task_version,
+        metrics=list(metrics),
     )
 
 
 def score_model(results: ModelResults, suite: Optional[Suite] = None) -> ModelScores:
-    """Leaderboard numbers of one model; benchmarks with none of their tasks present are left out."""
+    """Leaderboard numbers of one model; benchmarks with none of their tasks present are left out.
+
+    Raises UserError when none of the suite's benchmarks is in the results (never an empty row)."""
     suite = suite or load_suite()
     scores: dict[str, Score] = {}
+    notes: list[str] = []
+    unavailable: list[str] = []  # main scores of present benchmarks that their files do not hold
     for bench in suite.benchmarks:
         tasks = bench.leaf_tasks
         present = [t for t in tasks if t in results.metrics]
@@ -381,13 +517,47 @@ def score_model(results: ModelResults, suite: Optional[Suite] = None) -> ModelSc
                     f"{results.task_source[t]}: configs.{t}.doc_to_choice has {k_file} choices, "
                     f"the suite file says {k_suite}"
                 )
-        scores[bench.display] = _score_one(results, bench, bench.id, bench.display, bench.metrics, True)
-        for extra in bench.extra_scores:
-            scores[extra.display] = _score_one(results, bench, extra.id, extra.display, extra.metrics, False)
+        rule, version = _benchmark_rule(results, bench)
+        specs = [(bench.id, bench.display, bench.metrics, True, bench.label)]
+        specs += [(e.id, e.display, e.metrics, False, e.label) for e in bench.extra_scores]
+        labelled: list[str] = []
+        for sid, display, metrics, in_average, label in specs:
+            if rule is not None:
+                reading = rule.scores.get(sid)
+                if reading is None:
+                    if in_average:
+                        unavailable.append(display)
+                    continue
+                metrics, label = reading.metrics, reading.label
+            scores[display] = _score_one(results, bench, sid, display, metrics, in_average, label, version)
+            if label is not None:
+                labelled.append(f"{display} = {label}")
+        if rule is not None:
+            notes.append(rule.note.format(version=_fmt_num(version) if version is not None else "unknown"))
+        elif labelled:
+            notes.append("; ".join(labelled))
+    if not scores:
+        tasks_seen = sorted(results.metrics)
+        shown = ", ".join(tasks_seen[:3]) + (f" and {len(tasks_seen) - 3} more" if len(tasks_seen) > 3 else "")
+        raise UserError(
+            f"{results.sources[0] if results.sources else results.model}: none of the {suite.name} benchmarks' "
+            f"tasks found (the results hold {shown or 'no tasks'})"
+        )
     main = [scores[b.display].value for b in suite.benchmarks if b.display in scores]
     average = math.fsum(main) / len(main) if len(main) == len(suite.benchmarks) else None
+    if unavailable and len(main) + len(unavailable) == len(suite.benchmarks):
+        notes.append(f"{suite.average} not available: no {', '.join(unavailable)} in these results "
+                     f"(not filled from another score)")
+    limits = [v for v in results.limits.values() if v is not None]
+    limit = _int_if_whole(max(limits)) if limits else None
+    if limits:
+        shown_limits = sorted({_int_if_whole(v) for v in limits})
+        part = "" if len(limits) == len(results.limits) else f" ({len(limits)} of {len(results.limits)} results files)"
+        notes.append(f"scored from a --limit {'/'.join(map(str, shown_limits))} run{part}: "
+                     f"not every document was scored, not comparable with full runs")
     return ModelScores(
-        model=results.model, scores=scores, average=average, average_label=suite.average, sources=list(results.sources)
+        model=results.model, scores=scores, average=average, average_label=suite.average,
+        sources=list(results.sources), limit=limit, notes=notes,
     )
 
 
@@ -424,12 +594,19 @@ def render_table(scores: Sequence[ModelScores], suite: Optional[Suite] = None, t
     return table
 
 
+def note_lines(scores: Sequence[ModelScores]) -> list[str]:
+    """The notes to print under a table: `note: <model>: <note>`, one line each."""
+    return [f"note: {s.model}: {n}" for s in scores for n in s.notes]
+
+
 def table_text(scores: Sequence[ModelScores], suite: Optional[Suite] = None, width: int = 200) -> str:
-    """`render_table` as plain text (for logs and reports)."""
+    """`render_table` as plain text (for logs and reports), its notes below it."""
     from rich.console import Console
 
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(render_table(scores, suite))
+    for line in note_lines(scores):
+        console.print(line, markup=False, highlight=False, overflow="fold")
     return console.export_text()
 
 

@@ -10,7 +10,8 @@ Layout (everything a run writes appears atomically):
         output/...             lm-eval's own results_*.json and samples_*.jsonl, untouched
       jobs/.tmp-<job_id>-<pid>/  a job in progress (removed or replaced on the next run)
       cache/<job_id>/          lm-eval's request cache for that job (lets an interrupted job resume)
-      tasks/<data_id>/         generated lm-eval task overrides for a local dataset mirror
+      tasks/<data_id>/         generated lm-eval task overrides (a local mirror, or hub commits)
+      datasets/<data_id>/      the `datasets` cache of a local mirror's content (HF_DATASETS_CACHE)
       experiments/<name>.json  the last run of an experiment: which job served which model x benchmark
 """
 
@@ -187,6 +188,8 @@ class JobRecord(BaseModel):
     env: dict[str, str]
     results_file: str  # relative to the job folder
     samples_files: list[str]
+    process: Optional[str] = None  # id of the shared lm-eval process that computed it (harness leaderboard)
+    process_files: list[str] = Field(default_factory=list)  # that process's whole results file
     sha256: dict[str, str] = Field(default_factory=dict)  # relative path -> hash of lm-eval's files
     started: float
     finished: float
@@ -231,6 +234,10 @@ class Store:
     def tasks_dir(self, data_id: str) -> Path:
         return self.root / "tasks" / data_id.replace(":", "-")
 
+    def datasets_cache(self, data_id: str) -> Path:
+        """The `datasets` cache (HF_DATASETS_CACHE) of one mirror's data identity."""
+        return inside(self.root, "datasets") / data_id.replace(":", "-")
+
     def experiment_file(self, name: str) -> Path:
         return inside(inside(self.root, "experiments"), f"{name}.json")
 
@@ -250,7 +257,7 @@ class Store:
 
     def commit_job(self, tmp: Path, record: JobRecord) -> Path:
         """Write the completion record, then rename the folder into place (atomic)."""
-        record.sha256 = {rel: file_sha256(tmp / rel) for rel in [record.results_file, *record.samples_files]}
+        record.sha256 = {rel: file_sha256(tmp / rel) for rel in [record.results_file, *record.samples_files, *record.process_files]}
         atomic_write_text(tmp / "job.json", record.model_dump_json(indent=2))
         checkpoint("job.commit")
         final = self.job_dir(record.job_id)

@@ -28,6 +28,34 @@ class ExtraScore(BaseModel):
     id: str
     display: str
     metrics: list[str]
+    label: Optional[str] = None
+    """what produced the number (e.g. the parser), shown beside it; None: nothing to say"""
+
+
+class ScoreReading(BaseModel):
+    """Where one score's numbers are in results written by older task code, and their label."""
+
+    model_config = ConfigDict(extra="forbid")
+    metrics: list[str]
+    label: str
+
+
+class TaskVersionRule(BaseModel):
+    """Results of an older version of a benchmark's lm-eval task code (`versions.<task>` or
+    `configs.<task>.metadata.version`), whose metric keys differ from the current code's.
+
+    Used for a leaf task only when its file lacks one of the current metric keys, its version is
+    at most `max_version`, and its `configs.<task>.process_results` (lm-eval stores the function's
+    source text) contains / lacks the given text; the first matching rule wins. Scores not listed
+    in `scores` are absent from such files (never filled from another metric)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_version: float
+    process_results_contains: Optional[str] = None
+    process_results_lacks: Optional[str] = None
+    scores: dict[str, ScoreReading]
+    note: str
+    """shown under the table; `{version}` is replaced by the file's task version"""
 
 
 class Benchmark(BaseModel):
@@ -44,9 +72,21 @@ class Benchmark(BaseModel):
     choices: dict[str, int] = Field(default_factory=dict)
     sizes: dict[str, int] = Field(default_factory=dict)
     extra_scores: list[ExtraScore] = Field(default_factory=list)
+    label: Optional[str] = None
+    """what produced the main score (e.g. the parser); None: nothing to say"""
+    task_versions: list[TaskVersionRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> "Benchmark":
+        ids = [self.id] + [e.id for e in self.extra_scores]
+        for rule in self.task_versions:
+            unknown = [k for k in rule.scores if k not in ids]
+            if unknown:
+                raise ValueError(f"{self.id}: task_versions names an unknown score {unknown[0]!r}")
+            if not rule.scores:
+                raise ValueError(f"{self.id}: a task_versions rule with no scores")
+            if self.combine != "mean_of_metrics" and any(len(r.metrics) != 1 for r in rule.scores.values()):
+                raise ValueError(f"{self.id}: combine {self.combine} needs exactly one metric")
         n_tasks = len(self.leaf_tasks)
         if n_tasks == 0:
             raise ValueError(f"{self.id}: no tasks (give tasks, subtasks or choices)")

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 
 from evalsuite.compare import (
     TaskDocs,
+    aggregate_draws,
     bootstrap_score,
     compare_models,
     holm,
@@ -55,6 +57,35 @@ def test_mcnemar_exact_matches_the_binomial_sum(b, c):
 def test_mcnemar_no_discordant_pairs_is_one():
     assert mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(7, 7) == 1.0
+
+
+MCNEMAR_CASES = [
+    (0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 5), (5, 5), (7, 7), (5, 6), (6, 5), (3, 17), (17, 3),
+    (60, 20), (20, 60), (31, 15), (75, 33), (10, 40), (99, 100), (100, 100), (250, 200), (400, 380), (380, 400),
+    (700, 650), (0, 400), (1, 999), (1000, 1100), (2000, 2001), (3000, 3300), (20959, 24715),
+]
+
+
+@pytest.mark.parametrize("b,c", MCNEMAR_CASES)
+def test_mcnemar_exact_equals_scipy_two_sided_binomial_test(b, c):
+    """McNemar's exact test is the two-sided binomial test of b successes in b + c trials at 1/2 (the
+    null is symmetric, so k = b and k = min(b, c) are the same test); no discordant pairs: p = 1."""
+    p = mcnemar_exact(b, c)
+    if b + c == 0:
+        assert p == 1.0  # scipy's binomtest needs n >= 1
+        return
+    ref = binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
+    assert binomtest(min(b, c), b + c, 0.5).pvalue == ref
+    assert p == pytest.approx(ref, rel=1e-12, abs=0)
+    assert mcnemar_exact(c, b) == p
+
+
+def test_mcnemar_exact_stays_exact_in_the_far_tail_where_scipy_underflows():
+    """Exact integer sums: below ~1e-250 scipy's float cdf loses digits and then flushes to 0."""
+    p = mcnemar_exact(23, 1072)
+    assert p == pytest.approx(mcnemar_by_hand(23, 1072), rel=1e-12, abs=0)
+    assert 0 < p < 1e-280
+    assert binomtest(23, 1095, 0.5).pvalue < 1e-250
 
 
 def test_holm_on_a_hand_example():
@@ -164,6 +195,31 @@ def test_bootstrap_is_reproducible_with_a_seed_and_uses_the_leaderboard_aggregat
     c1 = compare_models(docs, "c", ["p"], n_boot=300, seed=5)
     c2 = compare_models(docs, "c", ["p"], n_boot=300, seed=5)
     assert c1 == c2
+
+
+@pytest.mark.parametrize("bench_id", ["bbh", "musr", "math_hard", "gpqa", "ifeval", "mmlu_pro"])
+def test_aggregate_draws_equals_score_aggregate_of_every_draw(bench_id):
+    """Whole-column aggregation gives bit for bit what `score.aggregate` gives draw by draw, for each
+    combine rule: normalize_then_mean (BBH, MuSR), weighted_then_normalize (MATH, GPQA),
+    mean_of_metrics (IFEval), single (MMLU-PRO)."""
+    bench = SUITE.get(bench_id)
+    names = list(bench.metrics) if bench.combine == "mean_of_metrics" else list(bench.leaf_tasks)
+    rng = np.random.default_rng(11)
+    n_by_task = {t: int(x) for t, x in zip(bench.leaf_tasks, rng.integers(1, 1500, len(bench.leaf_tasks)))}
+    n_arg = n_by_task if bench.combine == "weighted_then_normalize" else None
+    base = np.array([bench.baseline_for(bench.leaf_tasks[0] if bench.combine == "mean_of_metrics" else k) for k in names])
+    raw = np.vstack([
+        rng.random((500, len(names))),
+        np.round(rng.random((300, len(names))) * 40) / 40,  # resample-like fractions k/n
+        np.broadcast_to(base, (1, len(names))),  # exactly at the baseline
+        np.clip(base + rng.normal(0, 0.05, (200, len(names))), 0, 1),  # around the clip at 0
+        np.zeros((1, len(names))),
+        np.ones((1, len(names))),
+    ])
+    got = aggregate_draws(bench, names, raw, n_arg)
+    want = [aggregate(bench, dict(zip(names, row)), n_arg) for row in raw.tolist()]
+    assert got.dtype == np.float64 and got.shape == (len(raw),)
+    assert got.tolist() == want
 
 
 def test_bootstrap_resamples_documents_within_subtasks():

@@ -4,11 +4,12 @@ Each case kills a run of the demo's merged candidate on GPQA (loglikelihood) and
 (generation) at one crash point of evalsuite/faults.py, checks that nothing half-written is visible
 (every stored job verifies, records parse, the history has no partial run, a merge folder is
 complete or absent), then re-runs without the fault: the re-run must finish and every number,
-sample and merged shard must equal the uninterrupted demo run's (same job ids = same settings).
+sample and merged shard must equal an uninterrupted run's (same job ids = same settings).
 
-To keep each case short, the job that is not under test is copied from the demo run's store
-(a results folder that already holds a finished job is a normal state: another experiment may
-have run it), so each killed run computes at most one job.
+The job that is not under test is copied from the uninterrupted run's store (a results folder
+that already holds a finished job is a normal state: another experiment may have run it). With
+`harness: leaderboard` (the default) both jobs share one lm-eval process: the copied job is
+recomputed with the other (they share batches) but must not be stored again.
 """
 
 from __future__ import annotations
@@ -99,10 +100,15 @@ def assert_nothing_half_written(results: Path, reports: Path, name: str) -> None
 
 
 @pytest.fixture(scope="module")
-def reference(demo_run):
-    """The uninterrupted run: the demo's candidate jobs and merged model."""
-    record = demo_run.store.read_experiment(demo_run.exp.name)
-    return demo_run, {b: record.jobs["tiny-merge"][b] for b in BENCHES}
+def reference(demo_run, tmp_path_factory):
+    """The uninterrupted run of the fault config: its store and the candidate's job ids."""
+    from evalsuite.cli.main import main
+
+    folder = tmp_path_factory.mktemp("faults-reference")
+    assert main(["run", "--all", "--config", str(fault_config(folder, demo_run)), "--quiet", "--no-report"]) == 0
+    store = Store(folder / "results")
+    record = store.read_experiment("faults")
+    return demo_run, store, {b: record.jobs["tiny-merge"][b] for b in BENCHES}
 
 
 def fault_config(tmp_path: Path, demo_run) -> Path:
@@ -123,12 +129,12 @@ def fault_config(tmp_path: Path, demo_run) -> Path:
 
 @pytest.mark.parametrize("point", list(RUNS))
 def test_sigkill_then_rerun_gives_identical_results(point, reference, tmp_path):
-    demo_run, ref_jobs = reference
+    demo_run, ref_store, ref_jobs = reference
     config = fault_config(tmp_path, demo_run)
     results, reports = tmp_path / "results", tmp_path / "reports"
     for bench, job_id in ref_jobs.items():
         if bench != RUNS[point]:
-            shutil.copytree(demo_run.store.job_dir(job_id), results / "jobs" / job_id)
+            shutil.copytree(ref_store.job_dir(job_id), results / "jobs" / job_id)
     before = {j: (results / "jobs" / j / "job.json").stat().st_mtime_ns for j in ref_jobs.values() if (results / "jobs" / j).exists()}
 
     cmd = [sys.executable, "-m", "evalsuite.cli.main", "run", "--all", "--config", str(config), "--quiet"]
@@ -146,7 +152,7 @@ def test_sigkill_then_rerun_gives_identical_results(point, reference, tmp_path):
     rec = store.read_experiment("faults")
     assert rec.jobs == {"tiny-merge": ref_jobs}, "different job ids: some setting or the merge changed"
     for bench, job_id in ref_jobs.items():
-        assert metrics_and_samples(store, job_id) == metrics_and_samples(demo_run.store, job_id), bench
+        assert metrics_and_samples(store, job_id) == metrics_and_samples(ref_store, job_id), bench
         if job_id in before:  # a job finished before the kill is reused, not recomputed
             assert (results / "jobs" / job_id / "job.json").stat().st_mtime_ns == before[job_id]
     ours, theirs = results / "merged" / "tiny-merge", demo_run.store.root / "merged" / "tiny-merge"
@@ -185,17 +191,18 @@ def test_jobs_whose_model_path_differs_score_as_one_model(demo_run, tmp_path):
 def test_a_corrupt_request_cache_is_dropped_and_the_job_recomputed(reference, tmp_path):
     """lm-eval's request cache of an unfinished job is torn (a crash or disk error mid-write):
     evalsuite drops it instead of letting lm-eval trust or trip over it."""
-    demo_run, ref_jobs = reference
+    demo_run, ref_store, ref_jobs = reference
     config = fault_config(tmp_path, demo_run)
     results = tmp_path / "results"
-    shutil.copytree(demo_run.store.job_dir(ref_jobs["ifeval"]), results / "jobs" / ref_jobs["ifeval"])
-    cache = results / "cache" / ref_jobs["gpqa"]
+    shutil.copytree(ref_store.job_dir(ref_jobs["ifeval"]), results / "jobs" / ref_jobs["ifeval"])
+    process = ref_store.finished_job(ref_jobs["gpqa"]).process  # the request cache is the lm-eval process's
+    cache = results / "cache" / (process or ref_jobs["gpqa"])
     cache.mkdir(parents=True)
     (cache / "requests_rank0.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
     cmd = [sys.executable, "-m", "evalsuite.cli.main", "run", "--all", "--config", str(config), "--quiet", "--no-report"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     store = Store(results)
-    assert metrics_and_samples(store, ref_jobs["gpqa"]) == metrics_and_samples(demo_run.store, ref_jobs["gpqa"])
+    assert metrics_and_samples(store, ref_jobs["gpqa"]) == metrics_and_samples(ref_store, ref_jobs["gpqa"])
     with sqlite3.connect(cache / "requests_rank0.db") as conn:  # rebuilt by lm-eval from scratch
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -21,16 +21,31 @@ def local_cluster():
     ray.shutdown()
 
 
-def test_ray_executor_matches_local_executor(demo_run, tmp_path, local_cluster):
-    cfg = demo_config(tmp_path, name="ray-run", **{"[ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": "[gpqa, musr]"})
+def small_config(dest, name):
+    """The demo's fixture candidate alone on GPQA + MuSR: one lm-eval process (harness leaderboard)."""
+    cfg = demo_config(dest, name=name, **{
+        "[ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": "[gpqa, musr]",
+        "parents:\n  - fixture: parent_a\n  - fixture: parent_b\n    chat_template: true": "parents: []\n#",
+    })
+    text = cfg.read_text()
+    start = text.index("  name: tiny-merge\n")
+    cfg.write_text(text[:start] + "  fixture: candidate\n" + text[text.index("  dtype:", start):])
+    return cfg
+
+
+def test_ray_executor_matches_local_executor(tmp_path, local_cluster):
+    local_cfg = small_config(tmp_path / "local", "local-run")
+    assert main(["run", "--all", "--config", str(local_cfg), "--quiet", "--no-report"]) == 0
+    local_store = Store(tmp_path / "local" / "results")
+    cfg = small_config(tmp_path, "ray-run")
     assert main(["run", "--all", "--config", str(cfg), "--executor", "ray", "--quiet"]) == 0
     ray_store = Store(tmp_path / "results")
     rec = ray_store.read_experiment("ray-run")
     jobs = [j for per in rec.jobs.values() for j in per.values()]
-    assert len(jobs) == 6
+    assert len(jobs) == 2 and rec.jobs == local_store.read_experiment("local-run").jobs
     for job_id in jobs:
         mine = ray_store.finished_job(job_id)
-        reference = demo_run.store.finished_job(job_id)
+        reference = local_store.finished_job(job_id)
         assert mine is not None and reference is not None
         a = json.loads(ray_store.results_path(mine).read_text())
         b = json.loads(demo_run.store.results_path(reference).read_text())
@@ -41,4 +56,4 @@ def test_ray_executor_matches_local_executor(demo_run, tmp_path, local_cluster):
             args[args.index("--include_path") + 1] = "TASKS"
             return " ".join(args).replace(str(store.root.parent), "ROOT")
 
-        assert command(ray_store, mine) == command(demo_run.store, reference)
+        assert command(ray_store, mine) == command(local_store, reference)

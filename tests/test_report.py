@@ -109,7 +109,24 @@ def test_compare_cli_prints_scores_and_verdicts(demo):
     assert "MATH Lvl 5 (original" in out and "Average" in out
     for parent in parents:
         assert f"{cand} − {parent}" in out
-    assert re.search(r"better|worse|indistinguishable", out)
+    # every candidate-vs-parent score row of each delta table carries a verdict (the Average row none)
+    from evalsuite.score import table_columns
+
+    lines = out.splitlines()
+    titles = [i for i, line in enumerate(lines) if re.search(rf"{re.escape(cand)} − .* \(paired;", line)]
+    assert len(titles) == len(parents)
+    for parent in parents:
+        (start,) = [i for i in titles if f"{cand} − {parent} (paired;" in lines[i]]
+        end = min([i for i in titles if i > start] + [len(lines)])
+        rows = [[c.strip() for c in re.split(r"[│┃|]", line)[1:-1]] for line in lines[start + 1:end]]
+        rows = [r for r in rows if len(r) == 9 and r[0] not in ("", "Score")]
+        scores = {r[0]: r for r in rows if r[0] != "Average"}
+        assert set(scores) == set(table_columns()) - {"Average"}, rows
+        for name, r in scores.items():
+            assert r[8] in ("better", "worse", "indistinguishable"), (parent, name, r)
+            assert r[1].replace(",", "").isdigit() and re.fullmatch(r"(<0\.0001|[01]\.\d{4})", r[7]), (parent, name, r)
+        (avg,) = [r for r in rows if r[0] == "Average"]
+        assert avg[8] == ""
 
 
 class _Cells(HTMLParser):

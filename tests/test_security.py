@@ -225,8 +225,8 @@ class _StubExecutor:
     def __init__(self):
         self.argv: dict[str, list[str]] = {}
 
-    def run(self, jobs, store, events) -> None:
-        self.argv.update({j.model.name: j.lm_eval_args("/out") for j in jobs})
+    def run(self, processes, store, events) -> None:
+        self.argv.update({p.first.model.name: p.lm_eval_args("/out") for p in processes})
 
 
 def test_trust_remote_code_only_from_the_config_and_warned_even_when_quiet(tiny_models, tmp_path, monkeypatch, capsys):
@@ -236,6 +236,7 @@ def test_trust_remote_code_only_from_the_config_and_warned_even_when_quiet(tiny_
     monkeypatch.setenv("EVALSUITE_CACHE", str(tmp_path / "cache"))
     cfg = _cfg(tmp_path, yaml.safe_dump({
         "name": "trc", "benchmarks": ["gpqa"], "device": "cpu", "offline": True,
+        "data": {"revisions": {"gpqa": "0" * 40}},  # hub data offline: its commit must be named (nothing is read here)
         "candidate": {"name": "remote", "path": str(tiny_models["parent_a"]), "trust_remote_code": True},
         "parents": [{"name": "plain", "path": str(tiny_models["parent_b"])}],
     }))

@@ -39,6 +39,9 @@ COMMANDS: dict[str, str] = {
     "history": "evalsuite.cli.history:history",
     "baseline": "evalsuite.cli.baseline:app",
     "regress": "evalsuite.cli.regress:regress",
+    "import": "evalsuite.cli.import_:import_",
+    "verify": "evalsuite.cli.verify:verify",
+    "card": "evalsuite.cli.card:card",
 }
 
 

@@ -20,7 +20,7 @@ def default_published(config: Path) -> Optional[Path]:
 def report(
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default: REPORTS/<experiment>-<time>.html)."),
-    published: Optional[Path] = typer.Option(None, "--published", help="Published leaderboard scores CSV (columns as examples/published_scores.csv)."),
+    published: Optional[str] = typer.Option(None, "--published", help="Published scores: a CSV (columns as examples/published_scores.csv), the leaderboard's contents table (.parquet), or 'hub' for open-llm-leaderboard/contents."),
     no_published: bool = typer.Option(False, "--no-published", help="Do not look for a published-scores CSV."),
     boot: int = typer.Option(2000, "--boot", min=100, help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
@@ -37,15 +37,21 @@ def report(
       evalsuite report --config examples/demo.yaml
 
       evalsuite report --published examples/published_scores.csv --out study.html
+
+      evalsuite report --published hub        # every model the leaderboard scored (open-llm-leaderboard/contents)
     """
     from evalsuite.config import load_experiment
     from evalsuite.errors import UserError
     from evalsuite.report import build_report
 
     exp = load_experiment(config)
-    if published is not None and not published.is_file():
+    if published == "hub":
+        from evalsuite.report.published import contents_from_hub
+
+        published = str(contents_from_hub())
+    if published is not None and not Path(published).is_file():
         raise UserError(f"--published {published}: no such file")
-    pub = None if no_published else (published or default_published(config))
+    pub = None if no_published else (Path(published) if published else default_published(config))
     paths = build_report(Path(exp.output.results), exp.name, Path(exp.output.reports), out=out, published=pub,
                          n_boot=boot, seed=seed, per_pair=samples)
     typer.echo(f"report: {paths.html}")

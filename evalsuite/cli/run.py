@@ -20,15 +20,17 @@ def run(
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
     benchmark: Optional[list[str]] = typer.Option(None, "--benchmark", "-b", help="Only this benchmark (repeatable)."),
     limit: Optional[int] = typer.Option(None, help="Documents per task (demos, smoke tests)."),
-    executor: Optional[str] = typer.Option(None, "--executor", help="local (default: one lm_eval process per job) or ray."),
+    harness: Optional[str] = typer.Option(None, "--harness", help="leaderboard (the fork the leaderboard ran; default) or upstream (lm-eval 0.4.13 as released). See docs/fidelity.md."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local (default: lm-eval processes on this machine) or ray."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join a Ray cluster: auto or HOST:PORT (default: start a local one)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (CI logs)."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML comparison report."),
 ) -> None:
     """Run the experiment through lm-eval with the leaderboard's settings.
 
-    Finished jobs are reused; each job's lm-eval output and the bare `lm_eval` command that
-    reproduces it are stored under the results folder.
+    Finished jobs are reused; each job's lm-eval output and the bare lm-eval command that
+    reproduces it are stored under the results folder. With the default `harness: leaderboard`
+    each model is one lm-eval process over all its benchmarks, as the leaderboard ran them.
 
     Examples:
 
@@ -37,6 +39,8 @@ def run(
       evalsuite run --all                                  # the study in ./evalsuite.yaml
 
       evalsuite run -b bbh -b musr --limit 10              # two benchmarks, 10 docs per task
+
+      evalsuite run --all --harness upstream               # lm-eval 0.4.13 as released, one process per job
 
       evalsuite run --all --executor ray --ray-address auto   # spread jobs over a Ray cluster
     """
@@ -47,6 +51,8 @@ def run(
         overrides["benchmarks"] = list(benchmark)
     if limit is not None:
         overrides["limit"] = limit
+    if harness is not None:
+        overrides["harness"] = harness
     if executor is not None or ray_address is not None:
         overrides["executor"] = {"name": executor or "ray", **({"ray_address": ray_address} if ray_address else {})}
     exp = load_experiment(config, overrides)

@@ -23,6 +23,9 @@ def score(
 ) -> None:
     """Print normalized leaderboard scores; files of the same model merge into one row.
 
+    Notes under the table (on stderr with --format csv; a "notes" list in each json row) say
+    which parser made each MATH number (by task version), and which rows come from --limit runs.
+
     Example:  evalsuite score results/ --format json
     """
     from evalsuite import score as sc
@@ -36,6 +39,8 @@ def score(
         typer.echo(sc.to_json(scores))
     elif fmt is Format.csv:
         typer.echo(sc.to_csv(scores, suite), nl=False)
+        for line in sc.note_lines(scores):  # csv stays machine-readable; json rows carry them
+            typer.echo(line, err=True)
     else:
         from rich.console import Console
 
@@ -43,3 +48,5 @@ def score(
         if not console.is_terminal:
             console = Console(width=200)
         console.print(sc.render_table(scores, suite))
+        for line in sc.note_lines(scores):
+            console.print(line, markup=False, highlight=False, overflow="fold")

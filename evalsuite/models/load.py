@@ -37,6 +37,7 @@ class ModelRef(BaseModel):
     multiturn: bool = False
     trust_remote_code: bool = False
     local_path: Optional[Path] = None
+    published: Optional[str] = None  # the leaderboard's details (repo id or folder): no model is loaded
 
 
 def resolve_device(device: str) -> str:
@@ -151,6 +152,9 @@ def resolve_model(spec: ModelSpec, exp: Experiment, role: str, *, merged: Option
         trust_remote_code=spec.trust_remote_code,
     )
     what = f"{role} {spec.display_name}"
+    if spec.published is not None:  # identity set when the details are imported (evalsuite.details)
+        return ModelRef(pretrained=spec.published, revision=spec.revision, identity=f"published:{spec.published}",
+                        published=spec.published, **common)
     if spec.recipe is not None:
         if merged is None:
             raise UserError(f"{what}: recipe {spec.recipe} has not been merged")
@@ -165,7 +169,7 @@ def resolve_model(spec: ModelSpec, exp: Experiment, role: str, *, merged: Option
         folder = Path(spec.path if spec.path is not None else exp.local_models[spec.hub]).resolve()
         check_weights(folder, spec.allow_pickle, what)
         return ModelRef(pretrained=str(folder), identity=folder_identity(folder), local_path=folder, **common)
-    snapshot, sha = hub_snapshot(spec.hub, spec.revision, offline=exp.offline or _env_offline())
+    snapshot, sha = hub_snapshot(spec.hub, spec.revision, offline=exp.offline or env_offline())
     if snapshot is not None:
         check_weights(snapshot, spec.allow_pickle, what)
     return ModelRef(pretrained=spec.hub, revision=sha, identity=f"hub:{spec.hub}@{sha}", local_path=snapshot, **common)
@@ -176,5 +180,5 @@ def fixtures_root(exp: Experiment) -> Path:
     return Path(exp.output.results).resolve().parent / ".cache" / "evalsuite" / "fixtures"
 
 
-def _env_offline() -> bool:
+def env_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}

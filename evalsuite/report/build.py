@@ -107,7 +107,8 @@ def _headline(study: Study, comparison: Comparison, suite: Suite, published: lis
                 published=pub.values.get(col) if pub else None,
                 compare=cmp,
             ))
-        rows.append(dict(name=name, role=model.get("role", ""), cells=cells, published_model=pub.model if pub else None))
+        rows.append(dict(name=name, role=model.get("role", ""), cells=cells, published_model=pub.model if pub else None,
+                         from_details=bool(model.get("published"))))
     return dict(columns=columns, rows=rows, has_published=any(r["published_model"] for r in rows))
 
 

@@ -2,9 +2,15 @@
 
 A job id is a hash of everything that can change a number: the model's content identity, the
 lm-eval version, the content of the installed leaderboard task files (and any override files), the
-data identity, and the settings (dtype, device type, chat template, few-shot-as-multiturn, batch
-size, limit, seeds). Paths and log levels stay out, so the same job in two experiments, or two
-results folders, has the same id.
+data identity, the harness profile and the settings (dtype, device type, chat template,
+few-shot-as-multiturn, batch size, limit, seeds). Paths and log levels stay out, so the same job in
+two experiments, or two results folders, has the same id.
+
+A `Process` is one lm-eval process running one or more jobs of one model. With `harness: upstream`
+each job is its own process. With `harness: leaderboard` one process runs all of a model's
+benchmarks in the `leaderboard` group's order, as the leaderboard ran them: lm-eval batches the
+requests of all tasks together, so which benchmarks share the process is part of each job's
+identity (`process`). Results are still stored per model x benchmark.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from evalsuite.config import Backend
 from evalsuite.models.load import ModelRef
 
 SEEDS = "0,1234,1234,1234"  # lm-eval's defaults (random, numpy, torch, fewshot), made explicit
+LEADERBOARD_GROUP = "leaderboard"
+LEADERBOARD_MODEL = "hf-leaderboard"  # evalsuite/run/leaderboard_lm.py registers it with lm-eval
+CLI_MODULE = "evalsuite.run.lm_eval_cli"  # lm-eval's CLI + the registered hf-leaderboard model
 
 
 class JobSettings(BaseModel):
@@ -31,6 +40,7 @@ class JobSettings(BaseModel):
     threads: Optional[int] = None
     backend: Backend = Backend()
     task_index: str = "leaderboard"  # how the child starts (see run/lm_eval_main.py); not identity
+    harness: str = "upstream"  # "leaderboard" | "upstream" (config.Harness); identity
 
 
 class Job(BaseModel):
@@ -41,6 +51,7 @@ class Job(BaseModel):
     data_id: str
     include_path: Optional[Path] = None
     nltk_data: Optional[Path] = None
+    process: tuple[str, ...] = ()  # harness leaderboard: the benchmarks run in the same lm-eval process
 
     @property
     def identity(self) -> dict:
@@ -58,7 +69,11 @@ class Job(BaseModel):
             "limit": self.settings.limit,
             "seeds": SEEDS,
             "backend": self._backend_identity(),
+            "harness": self.settings.harness,
+            **({"process": list(self.process), "harness_code": harness_code_hash()} if self.settings.harness == "leaderboard" else {}),
             **({"threads": self.settings.threads} if self.settings.threads else {}),
+            # MATH's exact_match is Math-Verify's verdict: its version can flip answers (docs/fidelity.md)
+            **({"math_verify": package_version("math-verify")} if self.benchmark == "math_hard" else {}),
             # the model's own code instead of transformers' implementation can change a number
             **({"trust_remote_code": True} if self.model.trust_remote_code else {}),
         }
@@ -96,21 +111,32 @@ class Job(BaseModel):
                 parts.append(f"max_model_len={b.max_model_len}")
         return ",".join(parts)
 
-    def launcher(self) -> list[str]:
-        """The program before lm-eval's arguments: `lm_eval`, or `accelerate launch` for hf data
-        parallel over several GPUs (one process per GPU, as lm-eval documents)."""
-        b = self.settings.backend
-        if b.name == "hf" and b.num_processes > 1:
-            return ["accelerate", "launch", "--multi_gpu", "--num_processes", str(b.num_processes), "-m", "lm_eval"]
-        return ["lm_eval"]
+    @property
+    def lm_eval_model(self) -> str:
+        """`--model`: lm-eval's own backend, or evalsuite's registered `hf-leaderboard` (the fork's
+        model-side rules; evalsuite/run/leaderboard_lm.py)."""
+        if self.settings.harness == "leaderboard":
+            return LEADERBOARD_MODEL
+        return self.settings.backend.name
 
-    def lm_eval_args(self, output_path: Union[Path, str]) -> list[str]:
-        """Arguments after `lm_eval`, exactly the leaderboard's settings plus sample logging."""
+    def launcher(self) -> list[str]:
+        """The program before lm-eval's arguments: `lm_eval` (or lm-eval's CLI with evalsuite's model
+        registered, for harness leaderboard), under `accelerate launch` for hf data parallel over
+        several GPUs (one process per GPU, as lm-eval documents)."""
+        b = self.settings.backend
+        module = CLI_MODULE if self.settings.harness == "leaderboard" else "lm_eval"
+        if b.name == "hf" and b.num_processes > 1:
+            return ["accelerate", "launch", "--multi_gpu", "--num_processes", str(b.num_processes), "-m", module]
+        return ["python", "-m", module] if module == CLI_MODULE else ["lm_eval"]
+
+    def lm_eval_args(self, output_path: Union[Path, str], tasks: Optional[str] = None) -> list[str]:
+        """Arguments after `lm_eval`, exactly the leaderboard's settings plus sample logging.
+        `tasks`: the process's task list (default: this job's own task)."""
         args = [
             "run",
-            "--model", self.settings.backend.name,
+            "--model", self.lm_eval_model,
             "--model_args", self.model_args(),
-            "--tasks", self.task,
+            "--tasks", tasks or self.task,
             "--batch_size", str(self.settings.batch_size),
             *(["--device", self.model.device] if self.settings.backend.name == "hf" and self.settings.backend.num_processes == 1 else []),
             "--seed", SEEDS,
@@ -140,24 +166,100 @@ class Job(BaseModel):
 
     def shell_script(self) -> str:
         """A runnable script with the bare lm_eval command that reproduces this job."""
+        return Process(jobs=[self]).shell_script()
+
+
+class Process(BaseModel):
+    """One lm-eval process: jobs of one model with the same settings (see the module docstring)."""
+
+    jobs: list[Job]
+    done: list[str] = []  # ids of its jobs stored already (a shared process recomputes them, not stores)
+    datasets_cache: Optional[Path] = None  # HF_DATASETS_CACHE for a mirror's data identity (a path)
+
+    @property
+    def first(self) -> Job:
+        return self.jobs[0]
+
+    @property
+    def process_id(self) -> str:
+        """The id of what this process computes (its request cache lives under it): a lone job's
+        own id, else a hash of its jobs' ids."""
+        if len(self.jobs) == 1:
+            return self.first.job_id
+        blob = json.dumps(sorted(j.job_id for j in self.jobs)).encode()
+        return f"{self.first.model.name}--{len(self.jobs)}-benchmarks--{hashlib.sha256(blob).hexdigest()[:16]}"
+
+    @property
+    def tasks(self) -> str:
+        """lm-eval's `--tasks`: the `leaderboard` group itself when the process runs all of it (what
+        the leaderboard ran), else the benchmarks' groups in the leaderboard group's order."""
+        from evalsuite.suite import load_suite
+
+        if len(self.jobs) == 1:
+            return self.first.task
+        if len(self.jobs) == len(load_suite().benchmarks):
+            return LEADERBOARD_GROUP
+        return ",".join(j.task for j in self.jobs)
+
+    @property
+    def label(self) -> str:
+        return f"{self.first.model.name} · {'+'.join(j.benchmark for j in self.jobs)}"
+
+    def launcher(self) -> list[str]:
+        return self.first.launcher()
+
+    def lm_eval_args(self, output_path: Union[Path, str]) -> list[str]:
+        return self.first.lm_eval_args(output_path, tasks=self.tasks)
+
+    def env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for job in self.jobs:  # NLTK_DATA comes with the IFEval job
+            env.update(job.env())
+        return env
+
+    def shell_script(self) -> str:
+        """A runnable script with the bare lm_eval command that reproduces these jobs. A mirror is
+        read through a fresh `datasets` cache: datasets caches a local folder by its base name, and
+        with `harness: upstream` GPQA's shuffled choices come from whatever run filled the cache."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env().items()))
         cmd = shlex.join([*self.launcher(), *self.lm_eval_args("OUTPUT_PATH")]).replace("OUTPUT_PATH", '"${1:-./lm_eval_rerun}"')
+        what = ", ".join(f"{j.job_id}" for j in self.jobs)
         return (
             "#!/bin/sh\n"
-            f"# Reproduces evalsuite job {self.job_id}: {self.model.name} on {self.task}.\n"
+            f"# Reproduces evalsuite job(s) {what}: {self.first.model.name} on {self.tasks}.\n"
             "# Usage: sh command.sh [OUTPUT_DIR]   (lm-eval writes results_*.json under OUTPUT_DIR)\n"
-            f"# Model identity: {self.model.identity}\n"
+            f"# Model identity: {self.first.model.identity}; harness: {self.first.settings.harness}\n"
             "set -e\n"
             f"export {env}\n"
-            f"exec {cmd}\n"
+            + ('export HF_DATASETS_CACHE="$(mktemp -d)"\n' if self.datasets_cache is not None else "")
+            + f"exec {cmd}\n"
         )
 
 
 @lru_cache(maxsize=1)
 def lm_eval_version() -> str:
-    from importlib.metadata import version
+    return package_version("lm_eval")
 
-    return version("lm_eval")
+
+@lru_cache(maxsize=None)
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+@lru_cache(maxsize=1)
+def harness_code_hash() -> str:
+    """Content hash of evalsuite's code that `harness: leaderboard` runs inside lm-eval (the
+    registered model and GPQA's order): a change to it is a new job."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in ("leaderboard_lm.py", "gpqa_order.py"):
+        h.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)

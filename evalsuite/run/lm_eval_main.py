@@ -7,12 +7,18 @@ reference nothing outside it, so evalsuite indexes only that folder, then any `-
 them). The rest of the program is lm-eval's own CLI, unchanged: same arguments, same task files,
 same numbers. The job's `command.sh` keeps the stock `lm_eval` command, and a test checks that it
 reproduces what this launcher stored.
+
+Like `evalsuite.run.lm_eval_cli` it registers evalsuite's `hf-leaderboard` model. With
+`EVALSUITE_FULL_TASK_INDEX=1` (`executor.task_index: full`) it indexes lm-eval's whole task tree.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+FULL_INDEX_ENV = "EVALSUITE_FULL_TASK_INDEX"  # "1": index lm-eval's whole task tree (task_index: full)
 
 
 def leaderboard_dir() -> Path:
@@ -42,7 +48,11 @@ def install_leaderboard_index() -> None:
 
 
 def main() -> int:
-    install_leaderboard_index()
+    from evalsuite.run.lm_eval_cli import prepare
+
+    prepare()
+    if os.environ.get(FULL_INDEX_ENV) != "1":
+        install_leaderboard_index()
     from evalsuite.faults import install_lm_eval_points
 
     install_lm_eval_points()

@@ -1,14 +1,16 @@
-"""Executing one job: an `lm_eval` child process in a work folder, then a completion record.
+"""Executing jobs: an `lm_eval` child process (a `Process`: one or more jobs of one model) in a
+work folder, then a completion record per job.
 
-The child runs exactly the command recorded in the job's `command.sh`, plus lm-eval's request cache
-(kept per job id: it cannot change a number and lets an interrupted job resume where it stopped).
-`LocalExecutor` runs jobs one after another on this machine: a crash or OOM in one job does not kill
-the run, and GPU memory is released between models.
+The child runs exactly the command recorded in `command.sh`, plus lm-eval's request cache (kept per
+process id: it cannot change a number and lets an interrupted process resume where it stopped).
+`LocalExecutor` runs processes on this machine: a crash or OOM in one does not kill the run, and
+GPU memory is released between models.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -20,21 +22,23 @@ from typing import Callable, Optional, Protocol
 from pydantic import BaseModel
 
 from evalsuite.faults import checkpoint
-from evalsuite.run.jobs import Job
+from evalsuite.run.jobs import CLI_MODULE, Job, Process
+from evalsuite.run.lm_eval_main import FULL_INDEX_ENV
 from evalsuite.store import JobRecord, Store, disk_full
 
 
 class JobFailed(Exception):
-    def __init__(self, job: Job, log: Path, why: str):
-        super().__init__(f"{job.model.name} / {job.benchmark}: {why}; log: {log}")
+    def __init__(self, process: Process, log: Path, why: str):
+        super().__init__(f"{process.first.model.name} / {'+'.join(j.benchmark for j in process.jobs)}: {why}; log: {log}")
         self.log = log
 
 
 class Events(Protocol):
-    def started(self, job: Job) -> None: ...
-    def output(self, job: Job, line: str) -> None: ...
+    def started(self, process: Process) -> None: ...
+    def output(self, process: Process, line: str) -> None: ...
     def finished(self, job: Job, record: JobRecord) -> None: ...
-    def failed(self, job: Job, message: str) -> None: ...
+    def ended(self, process: Process) -> None: ...
+    def failed(self, process: Process, message: str) -> None: ...
 
 
 class Execution(BaseModel):
@@ -43,15 +47,14 @@ class Execution(BaseModel):
     finished: float
 
 
-def resolve_launcher(launcher: list[str], task_index: str = "full") -> list[str]:
-    """Use this Python environment's `lm_eval` / `accelerate` (falls back to `python -m`).
-    task_index "leaderboard": `lm_eval` becomes `python -m evalsuite.run.lm_eval_main` (the same
-    CLI with a leaderboard-only task index; see that module)."""
-    if task_index == "leaderboard":
-        if launcher == ["lm_eval"]:
-            return [sys.executable, "-m", FAST_MAIN]
-        if launcher[-2:] == ["-m", "lm_eval"]:
-            launcher = [*launcher[:-1], FAST_MAIN]
+def resolve_launcher(launcher: list[str]) -> list[str]:
+    """Use this Python environment's programs. lm-eval's CLI (`lm_eval`, or the same CLI with
+    evalsuite's model registered) becomes `python -m evalsuite.run.lm_eval_main`: the same CLI
+    with a leaderboard-only task index (see that module); `accelerate launch` stays in front."""
+    if launcher in (["lm_eval"], ["python", "-m", CLI_MODULE]):
+        return [sys.executable, "-m", FAST_MAIN]
+    if launcher[-2:-1] == ["-m"]:
+        launcher = [*launcher[:-1], FAST_MAIN]
     exe = Path(sys.executable).parent / launcher[0]
     if exe.exists():
         return [str(exe), *launcher[1:]]
@@ -62,15 +65,20 @@ FAST_MAIN = "evalsuite.run.lm_eval_main"
 
 
 def execute(
-    job: Job, workdir: Path, cache_prefix: Optional[Path], on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None
+    process: Process, workdir: Path, cache_prefix: Optional[Path], on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None
 ) -> Execution:
-    """Run the job's lm_eval command with output under `workdir/output`, log in `workdir/lm_eval.log`.
-    `placement`: extra environment that only says where it runs (e.g. CUDA_VISIBLE_DEVICES)."""
-    (workdir / "command.sh").write_text(job.shell_script())
-    argv = [*resolve_launcher(job.launcher(), job.settings.task_index), *job.lm_eval_args(workdir / "output")]
+    """Run the process's lm_eval command with output under `workdir/output`, log in
+    `workdir/lm_eval.log`. `placement`: extra environment that only says where it runs (e.g.
+    CUDA_VISIBLE_DEVICES)."""
+    (workdir / "command.sh").write_text(process.shell_script())
+    argv = [*resolve_launcher(process.launcher()), *process.lm_eval_args(workdir / "output")]
     if cache_prefix is not None:
         argv += ["--use_cache", str(cache_prefix)]
-    env = {**os.environ, **job.env(), **(placement or {}), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **process.env(), **(placement or {}), "PYTHONUNBUFFERED": "1"}
+    if process.first.settings.task_index == "full":
+        env[FULL_INDEX_ENV] = "1"
+    if process.datasets_cache is not None:
+        env["HF_DATASETS_CACHE"] = str(process.datasets_cache)
     log_path = workdir / "lm_eval.log"
     started = time.time()
     with log_path.open("wb") as log:
@@ -89,35 +97,104 @@ def execute(
     return Execution(returncode=proc.returncode, started=started, finished=time.time())
 
 
-def commit(job: Job, workdir: Path, ex: Execution, store: Store) -> JobRecord:
-    """Check the work folder holds lm-eval's output, write the record, move it into the store."""
+def commit(process: Process, workdir: Path, ex: Execution, store: Store) -> list[JobRecord]:
+    """Check the work folder holds lm-eval's output, then store each of the process's jobs that is
+    not stored yet (`process.done`): a lone job's work folder becomes its job folder; a process
+    of several jobs is split into one job folder per benchmark (see `split`)."""
     checkpoint("job.output")
     if ex.returncode != 0:
-        raise _failed(job, workdir, store, f"lm_eval exited with {ex.returncode}")
+        raise _failed(process, workdir, store, f"lm_eval exited with {ex.returncode}")
     out = workdir / "output"
     results = sorted(out.rglob("results_*.json"))
     if len(results) != 1:
-        raise _failed(job, workdir, store, f"expected one results_*.json, found {len(results)}")
-    record = JobRecord(
+        raise _failed(process, workdir, store, f"expected one results_*.json, found {len(results)}")
+    if len(process.jobs) == 1:
+        (job,) = process.jobs
+        samples = sorted(p.relative_to(workdir).as_posix() for p in out.rglob("samples_*.jsonl"))
+        record = _record(process, job, ex, results[0].relative_to(workdir).as_posix(), samples)
+        return [_commit_folder(workdir, record, store)]
+    records = []
+    try:
+        for job in process.jobs:
+            if job.job_id in process.done:
+                continue
+            tmp = store.new_job_dir(job.job_id)
+            try:
+                rel_results, rel_samples, extra = split(workdir, results[0], job, tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            records.append(_commit_folder(tmp, _record(process, job, ex, rel_results, rel_samples, extra), store))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return records
+
+
+PROCESS_RESULTS = "process_results_"  # lm-eval's whole results file of a shared process, kept beside
+
+
+def split(workdir: Path, results: Path, job: Job, dest: Path) -> tuple[str, list[str], list[str]]:
+    """One job's share of a shared process's output, into the job folder `dest`: the results file
+    restricted to the job's benchmark (its group and leaf tasks, under every per-task key), its
+    own samples files, lm-eval's whole results file (as `process_results_<date>.json`), the log
+    and command. Returns the relative paths of the results file, the samples and the extra file."""
+    from evalsuite.suite import load_suite
+
+    bench = load_suite().get(job.benchmark)
+    tasks = {bench.group, *bench.leaf_tasks}
+    data = json.loads(results.read_text(encoding="utf-8"))
+    mine = {k: ({t: x for t, x in v.items() if t in tasks} if k in PER_TASK_KEYS and isinstance(v, dict) else v) for k, v in data.items()}
+    folder = results.parent.relative_to(workdir)
+    (dest / folder).mkdir(parents=True)
+    rel_results = (folder / results.name).as_posix()
+    (dest / rel_results).write_text(json.dumps(mine, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    rel_whole = (folder / (PROCESS_RESULTS + results.name.removeprefix("results_"))).as_posix()
+    shutil.copyfile(results, dest / rel_whole)
+    samples = []
+    for f in sorted(results.parent.glob("samples_*.jsonl")):
+        if f.name[len("samples_"):-len(".jsonl")].rsplit("_", 1)[0] in tasks:
+            rel = (folder / f.name).as_posix()
+            os.link(f, dest / rel) if _same_fs(f, dest) else shutil.copyfile(f, dest / rel)
+            samples.append(rel)
+    for name in ("command.sh", "lm_eval.log"):
+        shutil.copyfile(workdir / name, dest / name)
+    return rel_results, samples, [rel_whole]
+
+
+# The keys of lm-eval's results file that map task names to values.
+PER_TASK_KEYS = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes")
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    return a.stat().st_dev == b.stat().st_dev
+
+
+def _record(process: Process, job: Job, ex: Execution, results_file: str, samples: list[str], extra: Optional[list[str]] = None) -> JobRecord:
+    return JobRecord(
         job_id=job.job_id,
         model=job.model.name,
         role=job.model.role,
         benchmark=job.benchmark,
         task=job.task,
         identity=job.identity,
-        command=[*job.launcher(), *job.lm_eval_args("OUTPUT_PATH")],
-        env=job.env(),
-        results_file=results[0].relative_to(workdir).as_posix(),
-        samples_files=sorted(p.relative_to(workdir).as_posix() for p in out.rglob("samples_*.jsonl")),
+        command=[*process.launcher(), *process.lm_eval_args("OUTPUT_PATH")],
+        env=process.env(),
+        results_file=results_file,
+        samples_files=samples,
+        process=process.process_id if len(process.jobs) > 1 else None,
+        process_files=extra or [],
         started=ex.started,
         finished=ex.finished,
     )
+
+
+def _commit_folder(folder: Path, record: JobRecord, store: Store) -> JobRecord:
     try:
-        store.commit_job(workdir, record)
+        store.commit_job(folder, record)
     except BaseException as exc:  # e.g. a full disk: no half-committed work folder stays behind
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, OSError) and disk_full(exc):
-            exc.filename = str(store.job_dir(job.job_id))  # not the temp folder, gone by now
+            exc.filename = str(store.job_dir(record.job_id))  # not the temp folder, gone by now
         raise
     return record
 
@@ -125,15 +202,15 @@ def commit(job: Job, workdir: Path, ex: Execution, store: Store) -> JobRecord:
 _NEARLY_FULL = 1 << 20  # bytes free on the results disk below which a failed job is put down to it
 
 
-def _failed(job: Job, workdir: Path, store: Store, why: str) -> Exception:
-    """Keep the job's log under failed/, drop its work folder, and say why it failed.
+def _failed(process: Process, workdir: Path, store: Store, why: str) -> Exception:
+    """Keep the process's log under failed/, drop its work folder, and say why it failed.
 
-    A job that failed because the results disk is full comes back as OSError(ENOSPC) naming its
-    job folder: that stops the run with one line (every later job would fail alike) and keeps the
-    last good experiment record. Any other failure is a JobFailed; the run goes on."""
+    A process that failed because the results disk is full comes back as OSError(ENOSPC) naming
+    its (first) job folder: that stops the run with one line (every later job would fail alike)
+    and keeps the last good experiment record. Any other failure is a JobFailed; the run goes on."""
     log = workdir / "lm_eval.log"
     full = _disk_full(log, store.root)
-    kept = store.root / "failed" / f"{job.job_id}.log"
+    kept = store.root / "failed" / f"{process.process_id}.log"
     try:  # a rename, not a copy: it needs no free space
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(log, kept)
@@ -141,8 +218,8 @@ def _failed(job: Job, workdir: Path, store: Store, why: str) -> Exception:
         kept = log  # no log, or it cannot be moved: the message still says where it was
     shutil.rmtree(workdir, ignore_errors=True)
     if full:
-        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(store.job_dir(job.job_id)))
-    return JobFailed(job, kept, why)
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(store.job_dir(process.first.job_id)))
+    return JobFailed(process, kept, why)
 
 
 def _disk_full(log: Path, root: Path) -> bool:
@@ -159,41 +236,48 @@ def _disk_full(log: Path, root: Path) -> bool:
     return (size == 0 or disk_full(tail)) and free < _NEARLY_FULL
 
 
-def run_job(job: Job, store: Store, on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None) -> JobRecord:
-    """Run one job to completion on this machine and commit it. Raises JobFailed (OSError when
-    the results disk is full)."""
-    workdir = store.new_job_dir(job.job_id)
+def run_process(process: Process, store: Store, on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None) -> list[JobRecord]:
+    """Run one lm-eval process to completion on this machine and commit its jobs. Raises JobFailed
+    (OSError when the results disk is full)."""
+    workdir = store.new_job_dir(process.process_id)
     try:
-        ex = execute(job, workdir, store.cache_prefix(job.job_id), on_output, placement)
+        ex = execute(process, workdir, store.cache_prefix(process.process_id), on_output, placement)
     except BaseException:  # e.g. no room for command.sh: no work folder stays behind
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return commit(job, workdir, ex, store)
+    return commit(process, workdir, ex, store)
+
+
+def report(process: Process, records: list[JobRecord], events: Events) -> None:
+    """Tell the events about each job a process stored, then that it ended."""
+    for record in records:
+        events.finished(next(j for j in process.jobs if j.job_id == record.job_id), record)
+    events.ended(process)
 
 
 class LocalExecutor:
-    """Jobs as child processes on this machine, `workers` at a time. With several workers on a
-    GPU machine each worker owns one GPU (CUDA_VISIBLE_DEVICES = its slot)."""
+    """Processes as children on this machine, `workers` at a time. With several workers on a GPU
+    machine each worker owns one GPU (CUDA_VISIBLE_DEVICES = its slot)."""
 
     name = "local"
 
     def __init__(self, workers: int = 1):
         self.workers = workers
 
-    def _one(self, job: Job, store: Store, events: Events, slots) -> None:
+    def _one(self, process: Process, store: Store, events: Events, slots) -> None:
         slot = slots.get()
-        placement = {"CUDA_VISIBLE_DEVICES": str(slot)} if self.workers > 1 and job.model.device.startswith("cuda") else None
-        events.started(job)
+        placement = {"CUDA_VISIBLE_DEVICES": str(slot)} if self.workers > 1 and process.first.model.device.startswith("cuda") else None
+        events.started(process)
         try:
-            record = run_job(job, store, on_output=lambda line: events.output(job, line), placement=placement)
+            records = run_process(process, store, on_output=lambda line: events.output(process, line), placement=placement)
         except JobFailed as exc:
-            events.failed(job, str(exc))
+            events.failed(process, str(exc))
         else:
-            events.finished(job, record)
+            report(process, records, events)
         finally:
             slots.put(slot)
 
-    def run(self, jobs: list[Job], store: Store, events: Events) -> None:
+    def run(self, processes: list[Process], store: Store, events: Events) -> None:
         import queue
         from concurrent.futures import ThreadPoolExecutor
 
@@ -201,7 +285,7 @@ class LocalExecutor:
         for i in range(self.workers):
             slots.put(i)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for future in [pool.submit(self._one, job, store, events, slots) for job in jobs]:
+            for future in [pool.submit(self._one, p, store, events, slots) for p in processes]:
                 future.result()  # surface bugs raised in the worker threads
 
 

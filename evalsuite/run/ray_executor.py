@@ -1,9 +1,10 @@
-"""The Ray executor: each job is a Ray task with a GPU request.
+"""The Ray executor: each lm-eval process (one job, or all of a model's jobs with
+`harness: leaderboard`) is a Ray task with a GPU request.
 
 The task runs the same `execute()` as the local executor in a scratch folder on its node, and sends
-the job's files (lm-eval results, samples, log, command) back to the driver, which alone writes the
-results store. A task whose lm_eval fails is retried `max_retries` times; Ray itself retries tasks
-lost with their worker.
+the process's files (lm-eval results, samples, log, command) back to the driver, which alone writes
+the results store. A task whose lm_eval fails is retried `max_retries` times; Ray itself retries
+tasks lost with their worker.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from typing import Optional
 
 from evalsuite.errors import UserError
 from evalsuite.paths import inside
-from evalsuite.run.jobs import Job
-from evalsuite.run.local import Events, Execution, JobFailed, commit, execute
+from evalsuite.run.jobs import Process
+from evalsuite.run.local import Events, Execution, JobFailed, commit, execute, report
 from evalsuite.store import Store
 
 
-def _run_remote(job_json: str, cache_prefix: Optional[str]) -> dict:
-    """Runs on a Ray worker: execute the job in a scratch folder, return its files."""
-    job = Job.model_validate_json(job_json)
+def _run_remote(process_json: str, cache_prefix: Optional[str]) -> dict:
+    """Runs on a Ray worker: execute the process in a scratch folder, return its files."""
+    process = Process.model_validate_json(process_json)
     with tempfile.TemporaryDirectory(prefix="evalsuite-ray-") as d:
-        ex = execute(job, Path(d), Path(cache_prefix) if cache_prefix else None)
+        ex = execute(process, Path(d), Path(cache_prefix) if cache_prefix else None)
         files = {p.relative_to(d).as_posix(): p.read_bytes() for p in Path(d).rglob("*") if p.is_file()}
     return {"execution": ex.model_dump(), "files": files}
 
@@ -62,46 +63,46 @@ class RayExecutor:
                 raise UserError(f"cannot reach the Ray cluster at {self.address}: {exc}") from exc
         return ray
 
-    def run(self, jobs: list[Job], store: Store, events: Events) -> None:
-        if not jobs:
+    def run(self, processes: list[Process], store: Store, events: Events) -> None:
+        if not processes:
             return
         ray = self._init()
         remote = ray.remote(num_gpus=self.num_gpus, max_retries=2)(_run_remote)
-        tries = {job.job_id: 0 for job in jobs}
+        tries = {p.process_id: 0 for p in processes}
         by_ref = {}
 
-        def submit(job: Job):
-            cache = str(store.cache_prefix(job.job_id)) if self.shared_cache else None
-            by_ref[remote.remote(job.model_dump_json(), cache)] = job
-            events.started(job)
+        def submit(process: Process):
+            cache = str(store.cache_prefix(process.process_id)) if self.shared_cache else None
+            by_ref[remote.remote(process.model_dump_json(), cache)] = process
+            events.started(process)
 
-        for job in jobs:
-            submit(job)
+        for process in processes:
+            submit(process)
         while by_ref:
             done, _ = ray.wait(list(by_ref), num_returns=1)
-            job = by_ref.pop(done[0])
+            process = by_ref.pop(done[0])
             try:
                 payload = ray.get(done[0])
             except Exception as exc:  # the task itself died (worker lost, OOM): already retried by Ray
-                events.failed(job, f"{job.model.name} / {job.benchmark}: Ray task failed: {str(exc).splitlines()[0]}")
+                events.failed(process, f"{process.label}: Ray task failed: {str(exc).splitlines()[0]}")
                 continue
-            workdir = store.new_job_dir(job.job_id)
+            workdir = store.new_job_dir(process.process_id)
             try:
                 write_payload(workdir, payload["files"])
             except UserError as exc:  # a worker sent a path out of the job folder: not trusted
                 shutil.rmtree(workdir, ignore_errors=True)
-                events.failed(job, f"{job.model.name} / {job.benchmark}: {exc}")
+                events.failed(process, f"{process.label}: {exc}")
                 continue
             except BaseException:
                 shutil.rmtree(workdir, ignore_errors=True)
                 raise
             try:
-                record = commit(job, workdir, Execution(**payload["execution"]), store)
+                records = commit(process, workdir, Execution(**payload["execution"]), store)
             except JobFailed as exc:
-                tries[job.job_id] += 1
-                if tries[job.job_id] <= self.max_retries:
-                    submit(job)
+                tries[process.process_id] += 1
+                if tries[process.process_id] <= self.max_retries:
+                    submit(process)
                 else:
-                    events.failed(job, str(exc))
+                    events.failed(process, str(exc))
                 continue
-            events.finished(job, record)
+            report(process, records, events)

@@ -19,10 +19,17 @@ from evalsuite.config import Experiment
 from evalsuite.errors import UserError
 from evalsuite.models.load import ModelRef, resolve_model
 from evalsuite.paths import inside
-from evalsuite.run.jobs import Job, JobSettings
+from evalsuite.run.jobs import Job, JobSettings, Process
 from evalsuite.run.local import LocalExecutor
 from evalsuite.store import ExperimentRecord, JobRecord, Store, sweep_stale
 from evalsuite.suite import load_suite
+
+
+def _digest(value) -> str:
+    import hashlib
+    import json
+
+    return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 class RunOutcome(BaseModel):
@@ -42,11 +49,16 @@ class RunOutcome(BaseModel):
 
 def check_data(exp: Experiment) -> dict[str, str]:
     """Each benchmark's data identity (its own dataset only, so changing one dataset re-runs only
-    its jobs); a broken mirror is a UserError raised before anything is written."""
+    its jobs): the sha256 of its mirror folder, or `hub:REPO@COMMIT` of its hub dataset (pinned by
+    `data.revisions`, else resolved now). A broken mirror, or a hub commit that cannot be resolved,
+    is a UserError raised before anything is written."""
     from evalsuite import data
 
     if not exp.use_mirror:
-        return {b: "hub" for b in exp.benchmarks}
+        from evalsuite.models.load import env_offline
+
+        commits = data.hub_commits(exp.benchmarks, exp.data.revisions, offline=exp.offline or env_offline())
+        return {b: data.hub_identity(b, commits[b]) for b in exp.benchmarks}
     mirror = Path(exp.data.mirror)
     problems = data.mirror_problems(mirror, exp.benchmarks)
     if problems:
@@ -90,8 +102,17 @@ def _fixture_map(exp: Experiment) -> dict[str, Path]:
 
 
 def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], include_path: Optional[Path], nltk_dir: Optional[Path]) -> list[Job]:
+    """Every (model x benchmark) job, each model's in the `leaderboard` group's order. With
+    `harness: leaderboard` each job names the benchmarks that share its lm-eval process."""
+    from evalsuite.data import leaderboard_order
+
     suite = load_suite()
-    settings = JobSettings(batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, threads=exp.threads, backend=exp.backend, task_index=exp.executor.task_index)
+    settings = JobSettings(
+        batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, threads=exp.threads,
+        backend=exp.backend, task_index=exp.executor.task_index, harness=exp.harness,
+    )
+    order = [b for b in leaderboard_order() if b in exp.benchmarks]
+    process = tuple(order) if exp.harness == "leaderboard" else ()
     return [
         Job(
             model=ref,
@@ -101,10 +122,61 @@ def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], i
             data_id=data_ids[b],
             include_path=include_path,
             nltk_data=nltk_dir if b == "ifeval" else None,
+            process=process,
         )
         for ref in refs
-        for b in exp.benchmarks
+        for b in order
     ]
+
+
+def _import_published(ref: ModelRef, exp: Experiment, store: Store, console: Console, outcome: RunOutcome) -> None:
+    """A `published:` model: its results are the leaderboard's details, imported once (re-scored
+    with this lm-eval, stored as ordinary jobs: evalsuite.details) and reused after; no model is
+    loaded. A benchmark the details lack is a failed cell."""
+    from evalsuite.details import import_details
+
+    res = import_details(ref.published, ref.name, store, revision=ref.revision, record=False)
+    ref.identity = res.identity
+    for bench in exp.benchmarks:
+        rec = res.jobs.get(bench)
+        if rec is None:
+            outcome.failed.append(f"{ref.name} / {bench}: the published details {ref.published} have no {bench} results")
+        else:
+            outcome.done[ref.name][bench] = rec
+            outcome.reused += 1
+    console.print(f"[bold]published[/] {ref.name}: {'reused' if res.reused else 'imported'} {ref.published}")
+
+
+def check_math_parsers() -> None:
+    """MATH's original parser (`exact_match_original`) needs sympy's `parse_latex`; where it cannot
+    run (an ANTLR runtime other than the 4.11 lm-eval[math] pins, e.g. pulled in by math-verify
+    0.5.2) lm-eval's scorer swallows the error and scores 0: refuse instead of reporting that."""
+    try:
+        from sympy.parsing.latex import parse_latex
+
+        parse_latex("\\frac{1}{2}")
+    except Exception as exc:  # ImportError, antlr version errors
+        raise UserError(
+            f"MATH's original parser cannot run here (sympy parse_latex: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            "install antlr4-python3-runtime==4.11 as lm-eval[math] pins it (docs/fidelity.md)") from None
+
+
+def plan_processes(jobs: list[Job], finished: set[str], datasets_cache: Optional[Path]) -> list[Process]:
+    """The lm-eval processes that compute the unfinished jobs. `harness: upstream`: one per job.
+    `harness: leaderboard`: one per model over all its benchmarks (its jobs stored before are
+    recomputed with the others, since they share batches, but not stored again)."""
+    processes: list[Process] = []
+    by_model: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.settings.harness == "leaderboard":
+            by_model.setdefault(job.model.name, []).append(job)
+        elif job.job_id not in finished:
+            processes.append(Process(jobs=[job], datasets_cache=datasets_cache))
+    for group in by_model.values():
+        if any(j.job_id not in finished for j in group):
+            done = [j.job_id for j in group if j.job_id in finished]
+            processes.append(Process(jobs=group, done=done, datasets_cache=datasets_cache))
+    return processes
 
 
 class _ProgressEvents:
@@ -123,24 +195,27 @@ class _ProgressEvents:
             self.overall, description=f"jobs: {done} done, {len(self.running)} running, {failed} failed"
         )
 
-    def started(self, job: Job) -> None:
-        self.running[job.job_id] = f"{job.model.name} · {job.benchmark}"
+    def started(self, process: Process) -> None:
+        self.running[process.process_id] = process.label
         self._show()
 
-    def output(self, job: Job, line: str) -> None:
-        self.progress.update(self.current, description=f"{job.model.name} · {job.benchmark} │ {line[:70]}")
+    def output(self, process: Process, line: str) -> None:
+        self.progress.update(self.current, description=f"{process.label[:40]} │ {line[:70]}")
 
     def finished(self, job: Job, record: JobRecord) -> None:
-        self.running.pop(job.job_id, None)
         self.outcome.done[job.model.name][job.benchmark] = record
         self.progress.advance(self.overall)
         self._show()
 
-    def failed(self, job: Job, message: str) -> None:
-        self.running.pop(job.job_id, None)
+    def ended(self, process: Process) -> None:
+        self.running.pop(process.process_id, None)
+        self._show()
+
+    def failed(self, process: Process, message: str) -> None:
+        self.running.pop(process.process_id, None)
         self.outcome.failed.append(message)
         self.progress.console.print(f"[red]failed:[/] {message}")
-        self.progress.advance(self.overall)
+        self.progress.advance(self.overall, len([j for j in process.jobs if j.job_id not in process.done]))
         self._show()
 
 
@@ -175,14 +250,19 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
 
 
 def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], data_ids: dict[str, str], console: Console, quiet: bool) -> RunOutcome:
-    include_path = None
-    if exp.use_mirror:
-        from evalsuite import data
+    from evalsuite import data
 
-        include_path = store.tasks_dir(data.data_identity(Path(exp.data.mirror), exp.benchmarks))
-        if not include_path.is_dir():
-            include_path.parent.mkdir(parents=True, exist_ok=True)
-            data.write_task_overrides(Path(exp.data.mirror), exp.benchmarks, include_path)
+    # lm-eval task overrides: the mirror's folders, or the hub datasets at their resolved commits
+    mirror = Path(exp.data.mirror) if exp.use_mirror else None
+    data_key = data.data_identity(mirror, exp.benchmarks) if mirror else _digest(data_ids)
+    include_path = store.tasks_dir(_digest([data_key, exp.harness]))  # the overrides depend on both
+    if not include_path.is_dir():
+        include_path.parent.mkdir(parents=True, exist_ok=True)
+        revisions = None if mirror else {b: d.rsplit("@", 1)[1] for b, d in data_ids.items()}
+        data.write_task_overrides(mirror, exp.benchmarks, include_path, revisions, exp.harness)
+    # a mirror is read through a `datasets` cache of its own content: datasets caches a local
+    # folder by its base name, so a changed mirror in a new folder could be served the old rows
+    datasets_cache = store.datasets_cache(data_key) if mirror else None
     nltk_dir = None
     if "ifeval" in exp.benchmarks:
         from evalsuite.nltk_data import ensure_punkt_tab
@@ -192,24 +272,30 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
         if status.kind in {"standin", "missing"}:
             console.print(f"[yellow]warning:[/] NLTK punkt_tab: {status.detail} — IFEval scores may differ from the leaderboard's")
 
-    jobs = plan_jobs(exp, refs, data_ids, include_path, nltk_dir)
     outcome = RunOutcome(experiment=exp.name, models=refs, done={r.name: {} for r in refs})
-    pending = []
+    for ref in refs:
+        if ref.published:
+            _import_published(ref, exp, store, console, outcome)
+    jobs = plan_jobs(exp, [r for r in refs if not r.published], data_ids, include_path, nltk_dir)
     for job in jobs:
         rec = store.finished_job(job.job_id)
         if rec is not None:
             outcome.done[job.model.name][job.benchmark] = rec
             outcome.reused += 1
-        else:
-            pending.append(job)
+    finished = {r.job_id for per in outcome.done.values() for r in per.values()}
+    processes = plan_processes(jobs, finished, datasets_cache)
+    pending = [j for p in processes for j in p.jobs if j.job_id not in p.done]
+    if any(j.benchmark == "math_hard" for j in pending):
+        check_math_parsers()
 
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, disable=quiet) as progress:
         overall = progress.add_task(
-            f"{exp.name}: {len(pending)} to run, {outcome.reused} reused ({executor.name})", total=len(jobs), completed=outcome.reused
+            f"{exp.name}: {len(pending)} to run in {len(processes)} lm-eval process(es), {outcome.reused} reused ({executor.name})",
+            total=len(refs) * len(exp.benchmarks), completed=outcome.reused + len(outcome.failed),  # published cells count as reused
         )
         current = progress.add_task("", total=None, visible=False)
-        executor.run(pending, store, _ProgressEvents(progress, overall, current, outcome))
+        executor.run(processes, store, _ProgressEvents(progress, overall, current, outcome))
         progress.update(current, visible=False)
 
     store.write_experiment(
