@@ -54,6 +54,7 @@ from typing import Any, Iterator, Optional
 from pydantic import BaseModel, Field
 
 from evalsuite.errors import UserError
+from evalsuite.run.local import PER_TASK_KEYS, PROCESS_RESULTS  # the source's whole results file is kept beside, as a shared process's
 from evalsuite.store import ExperimentRecord, JobRecord, Store, file_sha256
 from evalsuite.suite import Benchmark, Suite, load_suite
 
@@ -61,8 +62,6 @@ DATE = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?"
 SAMPLES_NAME = re.compile(rf"^samples_(?P<task>.+)_(?P<date>{DATE})\.jsonl$")
 RESULTS_NAME = re.compile(rf"^results_(?P<date>{DATE})\.json$")
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+?)(?:@(?P<rev>[\w./-]+))?$")
-PROCESS_RESULTS = "process_results_"  # the source's whole results file, kept beside (as run/local.py)
-PER_TASK_KEYS = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes")
 # lm-eval's leaderboard group names (older layouts write them as plain `results` entries)
 LM_EVAL_GROUPS = {"leaderboard", "leaderboard_bbh", "leaderboard_gpqa", "leaderboard_math_hard", "leaderboard_musr",
                   "leaderboard_instruction_following"}
@@ -490,9 +489,19 @@ def _first_doc(path: Path) -> dict:
     raise UserError(f"{path}: no records")  # excluded by validate
 
 
-def rescore_task(task, name: str, path: Path, out_path: Path) -> tuple[dict, TaskAgreement]:
+def recorded_math_verify(sel: "Selection", task: str) -> bool:
+    """Did the source's own task code score `exact_match` with Math-Verify? lm-eval keeps the
+    source text of `process_results` in `configs.<task>`: the HF fork's `main` (task version 2.0,
+    the leaderboard's Feb 2025 re-scoring) calls `verify(`, the original parser `is_equiv(`."""
+    cfg = (sel.raw.get("configs") or {}).get(task) if isinstance(sel.raw.get("configs"), dict) else None
+    return isinstance(cfg, dict) and "verify(" in str(cfg.get("process_results", ""))
+
+
+def rescore_task(task, name: str, path: Path, out_path: Path, math_verify_recorded: bool = False) -> tuple[dict, TaskAgreement]:
     """Re-score one samples file with the task's process_results; write the re-scored records
-    (EvaluationTracker form) to out_path. Returns lm-eval's raw_metrics and the agreement."""
+    (EvaluationTracker form) to out_path. Returns lm-eval's raw_metrics and the agreement.
+    `math_verify_recorded`: a MATH file without `exact_match_original` whose `exact_match` is
+    Math-Verify's (the fork's main), not the original parser's."""
     from lm_eval.utils import handle_non_serializable
 
     raw: dict[tuple[str, str], list] = defaultdict(list)
@@ -512,9 +521,9 @@ def rescore_task(task, name: str, path: Path, out_path: Path) -> tuple[dict, Tas
             for metric, value in metrics.items():
                 raw[(metric, filt)].append(value)
                 recorded_key = metric
-                if metric == "exact_match_original" and metric not in rec and "exact_match" in rec:
+                if metric == "exact_match_original" and metric not in rec and "exact_match" in rec and not math_verify_recorded:
                     recorded_key, old_math = "exact_match", True  # the original parser's value (version <= 2)
-                elif metric == "exact_match" and "exact_match_original" not in rec and "exact_match_original" in metrics:
+                elif metric == "exact_match" and "exact_match_original" not in rec and "exact_match_original" in metrics and not math_verify_recorded:
                     filled.add(metric)  # Math-Verify's verdict did not exist yet
                     continue
                 if recorded_key not in rec:
@@ -713,7 +722,7 @@ def _rescore_benchmark(sel: Selection, bench: Benchmark, tm, store: Store, name:
             path = sel.samples[t]
             tasks[t] = build_task(tm, t, _first_doc(path))
             rel = (folder / f"samples_{t}_{sel.run}.jsonl").as_posix()
-            raw_metrics[t], agreement[t] = rescore_task(tasks[t], t, path, tmp / rel)
+            raw_metrics[t], agreement[t] = rescore_task(tasks[t], t, path, tmp / rel, recorded_math_verify(sel, t))
             samples.append(rel)
         meta = {"source": where, "identity": model_identity, "run": sel.run, "lm_eval_version": lm_eval_version(),
                 "rescored": True}

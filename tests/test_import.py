@@ -556,3 +556,37 @@ def test_genuine_old_math_via_the_cli(tmp_path, capsys):
     assert row[MV] is not None and row[ORIG] is not None
     for t in MATH_LEAVES:
         assert f"agreement: {t}: 2/2 recorded values agree (2 records); filled in: exact_match; " in err, err
+
+
+# --- the fork's main (the leaderboard's Feb 2025 re-scoring): MATH version 2.0 *is* Math-Verify ----
+
+FORK_MAIN = REPO / "tests" / "fixtures_import" / "hf-fork-main-math" / "tiny-org__candidate"
+
+
+def test_fork_main_details_rescore_with_full_agreement_and_math_verify_as_recorded(tmp_path):
+    """A whole `--tasks leaderboard` run of the HF fork's `main` (math-verify 0.5.2), as it wrote
+    it (tests/fixtures_import/README.md): every task's recorded per-sample values equal lm-eval
+    0.4.13's recomputed ones. Its MATH files are task version 2.0 with Math-Verify's `exact_match`
+    (its `process_results` calls `verify(`): compared with the recomputed Math-Verify verdict, not
+    with the original parser, which is filled in."""
+    from evalsuite.details import MATH_OLD_NOTE, import_details
+    from evalsuite.score import score_paths
+    from evalsuite.store import Store
+
+    (results,) = FORK_MAIN.glob("results_*.json")
+    data = json.loads(results.read_text())
+    assert {data["versions"][t] for t in data["versions"] if t.startswith("leaderboard_math_") and t.endswith("_hard")} == {2.0}
+    assert all("verify(" in data["configs"][t]["process_results"] for t in data["configs"] if t.startswith("leaderboard_math_"))
+    res = import_details(str(FORK_MAIN), "fork-main", Store(tmp_path / "results"))
+    assert len(res.agreement) == 39
+    for task, agr in res.agreement.items():
+        assert agr.records == 2 and agr.compared == agr.agree >= agr.records and not agr.mismatches, (task, agr)
+        if task.startswith("leaderboard_math_"):
+            assert agr.filled == ["exact_match_original"] and MATH_OLD_NOTE not in agr.notes
+    store = Store(tmp_path / "results")
+    (ours,) = score_paths([store.results_path(r) for r in res.jobs.values()])
+    (theirs,) = score_paths([results])  # the fork's own file: Math-Verify only, labelled
+    assert ours.scores["MATH Lvl 5"].value == pytest.approx(theirs.scores["MATH Lvl 5"].value, abs=1e-12)
+    assert "MATH Lvl 5 (original parser)" not in theirs.scores and "MATH Lvl 5 (original parser)" in ours.scores
+    for display in ("IFEval", "BBH", "GPQA", "MuSR", "MMLU-PRO"):
+        assert ours.scores[display].value == pytest.approx(theirs.scores[display].value, abs=1e-9), display
