@@ -391,8 +391,13 @@ def build_group(tm, name: str, tasks: dict):
     return group
 
 
-def _setup_nltk(store: Store) -> None:
-    """punkt_tab for IFEval, offline; NLTK_DATA set before lm-eval's ifeval modules import."""
+@contextmanager
+def _nltk_for_ifeval(store: Store, needed: bool):
+    """punkt_tab for IFEval, offline: NLTK_DATA (and nltk's search path, if nltk is loaded) point at
+    it while re-scoring, and are put back afterwards (the caller's process keeps its own setup)."""
+    if not needed:
+        yield
+        return
     from evalsuite.nltk_data import ensure_punkt_tab
 
     folder = store.root / "nltk_data"
@@ -400,12 +405,26 @@ def _setup_nltk(store: Store) -> None:
     if status.kind == "missing":
         raise UserError(f"NLTK punkt_tab is needed to re-score IFEval and is not available offline: {status.detail}")
     path = str(status.path.parent.parent.parent) if status.path else str(folder)
-    os.environ["NLTK_DATA"] = os.pathsep.join([path, *[p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p and p != path]])
+    saved_env = os.environ.get("NLTK_DATA")
+    os.environ["NLTK_DATA"] = os.pathsep.join([path, *[p for p in (saved_env or "").split(os.pathsep) if p and p != path]])
+    saved_path = None
     if "nltk" in sys.modules:
         import nltk
 
+        saved_path = list(nltk.data.path)
         if path not in nltk.data.path:
             nltk.data.path.insert(0, path)
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop("NLTK_DATA", None)
+        else:
+            os.environ["NLTK_DATA"] = saved_env
+        if saved_path is not None:
+            import nltk
+
+            nltk.data.path[:] = saved_path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,14 +682,13 @@ def import_details(source: str, name: str, store: Store, run: Optional[str] = No
     if todo:
         created = [p for p in (store.root, store.jobs_dir) if not p.exists()]
         tm = task_manager()
-        if any(b.id == "ifeval" for b in todo):
-            _setup_nltk(store)
         temps: list[tuple[Path, JobRecord]] = []
         try:
-            for bench in todo:
-                tmp, rec, agr = _rescore_benchmark(sel, bench, tm, store, name, source, ids[bench.id], identities[bench.id], model_identity, where)
-                temps.append((tmp, rec))
-                agreement.update(agr)
+            with _nltk_for_ifeval(store, any(b.id == "ifeval" for b in todo)):
+                for bench in todo:
+                    tmp, rec, agr = _rescore_benchmark(sel, bench, tm, store, name, source, ids[bench.id], identities[bench.id], model_identity, where)
+                    temps.append((tmp, rec))
+                    agreement.update(agr)
             for tmp, rec in temps:  # every benchmark re-scored: only now does anything appear
                 store.commit_job(tmp, rec)
                 jobs[rec.benchmark] = rec

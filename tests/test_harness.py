@@ -225,14 +225,23 @@ def test_a_mirror_changed_in_a_new_folder_is_read_as_changed(tmp_path):
     first, second = tmp_path / "a" / "demo_mirror", tmp_path / "b" / "demo_mirror"
     shutil.copytree(MIRROR, first)
     shutil.copytree(MIRROR, second)
-    import pyarrow.parquet as pq
+    import csv
 
-    (f,) = sorted((second / "TAUR-Lab" / "MuSR").rglob("murder_mysteries*.parquet"))
-    table = pq.read_table(f).to_pylist()
-    table[0]["question"] = "Who CHANGED the mirror?"
-    import pyarrow as pa
-
-    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(f)), f)
+    f = second / "TAUR-Lab" / "MuSR" / "murder_mystery.csv"  # the split murder_mysteries
+    with f.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames, list(reader)
+    rows[0]["question"] = "Who CHANGED the mirror?"
+    with f.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    # the bug: one datasets cache serves the second folder the first one's rows
+    probe = ("import datasets, sys\nfor d in sys.argv[1:]:\n"
+             "    print(datasets.load_dataset(d + '/TAUR-Lab/MuSR', split='murder_mysteries')[0]['question'])")
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "shared-cache"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", probe, str(first), str(second)], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] != "Who CHANGED the mirror?", "datasets read the change: this test would show nothing"
     questions = {}
     for mirror in (first, second):
         cfg = demo_config(mirror.parent / "cfg", name="mirror-" + mirror.parent.name, results=tmp_path / "results",

@@ -218,11 +218,14 @@ def _rewrite(path: Path, edit) -> None:
 
 
 def test_old_math_parser_rescored_to_both(details, tmp_path, real_run):
-    """Imitates a MATH file of task version <= 2 (before Math-Verify). Removed, and only these:
-    every record's `exact_match_original` field (and its name in the record's `metrics` list), the
-    results file's `exact_match_original,none` / `exact_match_original_stderr,none` values, and
-    the MATH tasks' version (`versions.<task>`, `configs.<task>.metadata.version`). GENUINE files of
-    lm-eval 0.4.8 / 0.4.5: `test_genuine_old_math_*` below."""
+    """A MATH file without `exact_match_original` and without task versions. Removed, and only
+    these: every record's `exact_match_original` field (and its name in the record's `metrics`
+    list), the results file's `exact_match_original,none` / `exact_match_original_stderr,none`
+    values, and the MATH tasks' version (`versions.<task>`, `configs.<task>.metadata.version`).
+    Its stored `process_results` is still 0.4.13's (it calls Math-Verify's `verify(`), so its
+    `exact_match` is compared with the recomputed Math-Verify verdict (as for the HF fork's main)
+    and the original parser is filled in, equal to what the real run computed. GENUINE files of an
+    original-parser lm-eval (0.4.8 / 0.4.5): `test_genuine_old_math_*` below."""
     from evalsuite.details import MATH_OLD_NOTE, import_details
     from evalsuite.score import score_paths
     from evalsuite.store import Store
@@ -259,7 +262,7 @@ def test_old_math_parser_rescored_to_both(details, tmp_path, real_run):
         assert all("exact_match" in l for l in lines)
     for task, a in result.agreement.items():
         if task.startswith("leaderboard_math_"):
-            assert a.notes == [MATH_OLD_NOTE] and a.filled == ["exact_match"] and a.agree == a.compared == 2
+            assert MATH_OLD_NOTE not in a.notes and a.filled == ["exact_match_original"] and a.agree == a.compared == 2
     mine = score_paths([store.job_dir(rec.job_id)])[0]
     direct = score_paths([real_run.job_dir("math_hard")])[0]
     assert {k: s.value for k, s in mine.scores.items()} == {k: s.value for k, s in direct.scores.items()}

@@ -16,6 +16,7 @@ import pytest
 from conftest import demo_config
 from evalsuite.cli.main import main
 from evalsuite.score import load_results_as, score_model
+from evalsuite.store import Store
 from test_report import PAYLOAD, chromium  # noqa: F401  (the DevTools fixture of the report tests)
 
 pytestmark = pytest.mark.slow
@@ -65,8 +66,15 @@ def test_a_published_parent_is_imported_not_evaluated_and_marked_in_the_report(d
 
     details = details_folder(demo_run, "tiny-parent_a", tmp_path / "details")
     planted = plant(demo_run, details)
+    # a results folder of its own holding the demo's candidate and parent_b jobs and the merge
+    demo = demo_run.store.read_experiment(demo_run.exp.name)
+    results = tmp_path / "results"
+    for model in ("tiny-merge", "tiny-parent_b"):
+        for job_id in demo.jobs[model].values():
+            shutil.copytree(demo_run.store.job_dir(job_id), results / "jobs" / job_id)
+    shutil.copytree(demo_run.store.root / "merged", results / "merged")
     cfg = demo_config(
-        tmp_path, name="with-published", results=demo_run.store.root,
+        tmp_path, name="with-published", results=results,
         **{"  - fixture: parent_a\n": f"  - name: parent_a-published\n    published: {details}\n"},
     )
 
@@ -75,15 +83,16 @@ def test_a_published_parent_is_imported_not_evaluated_and_marked_in_the_report(d
 
     monkeypatch.setattr(local, "execute", no_model)
     assert main(["run", "--all", "--config", str(cfg), "--quiet"]) == 0
-    store = demo_run.store
+    store = Store(results)
     rec = store.read_experiment("with-published")
     pub = next(m for m in rec.models if m["name"] == "parent_a-published")
     assert pub["published"] == str(details) and pub["identity"].startswith("sha256:") and pub["role"] == "parent"
     assert set(rec.jobs["parent_a-published"]) == set(demo_run.exp.benchmarks)
+    assert rec.jobs["tiny-merge"] == demo.jobs["tiny-merge"] and rec.jobs["tiny-parent_b"] == demo.jobs["tiny-parent_b"]
     # the imported jobs give the numbers the demo's own jobs of that model give
-    demo = store.read_experiment(demo_run.exp.name)
     ours = score_model(load_results_as([store.results_path(store.finished_job(j)) for j in rec.jobs["parent_a-published"].values()], "m"))
-    theirs = score_model(load_results_as([store.results_path(store.finished_job(j)) for j in demo.jobs["tiny-parent_a"].values()], "m"))
+    d = demo_run.store
+    theirs = score_model(load_results_as([d.results_path(d.finished_job(j)) for j in demo.jobs["tiny-parent_a"].values()], "m"))
     assert {k: s.value for k, s in ours.scores.items()} == pytest.approx({k: s.value for k, s in theirs.scores.items()}, abs=1e-12)
     # a second run reuses the import
     first = {j: store.finished_job(j).finished for j in rec.jobs["parent_a-published"].values()}

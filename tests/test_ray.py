@@ -48,7 +48,7 @@ def test_ray_executor_matches_local_executor(tmp_path, local_cluster):
         reference = local_store.finished_job(job_id)
         assert mine is not None and reference is not None
         a = json.loads(ray_store.results_path(mine).read_text())
-        b = json.loads(demo_run.store.results_path(reference).read_text())
+        b = json.loads(local_store.results_path(reference).read_text())
         assert a["results"] == b["results"] and a["n-samples"] == b["n-samples"]
         # the same lm_eval command, up to where the files live
         def command(store, rec):
