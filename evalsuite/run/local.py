@@ -150,11 +150,16 @@ def split(workdir: Path, results: Path, job: Job, dest: Path) -> tuple[str, list
     (dest / rel_results).write_text(json.dumps(mine, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     rel_whole = (folder / (PROCESS_RESULTS + results.name.removeprefix("results_"))).as_posix()
     shutil.copyfile(results, dest / rel_whole)
+    from evalsuite.compare import task_of_samples_file
+
     samples = []
     for f in sorted(results.parent.glob("samples_*.jsonl")):
-        if f.name[len("samples_"):-len(".jsonl")].rsplit("_", 1)[0] in tasks:
+        if task_of_samples_file(f) in tasks:
             rel = (folder / f.name).as_posix()
-            os.link(f, dest / rel) if _same_fs(f, dest) else shutil.copyfile(f, dest / rel)
+            try:  # the work folder is beside the job folders: a link costs no space
+                os.link(f, dest / rel)
+            except OSError:
+                shutil.copyfile(f, dest / rel)
             samples.append(rel)
     for name in ("command.sh", "lm_eval.log"):
         shutil.copyfile(workdir / name, dest / name)
@@ -163,10 +168,6 @@ def split(workdir: Path, results: Path, job: Job, dest: Path) -> tuple[str, list
 
 # The keys of lm-eval's results file that map task names to values.
 PER_TASK_KEYS = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes")
-
-
-def _same_fs(a: Path, b: Path) -> bool:
-    return a.stat().st_dev == b.stat().st_dev
 
 
 def _record(process: Process, job: Job, ex: Execution, results_file: str, samples: list[str], extra: Optional[list[str]] = None) -> JobRecord:
