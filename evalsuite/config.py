@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal, Optional, Union
 
 import yaml
@@ -176,6 +177,10 @@ class Experiment(_Strict):
     data: DataSource = DataSource()
     output: Output = Output()
     local_models: dict[str, Path] = Field(default_factory=dict)  # hub id -> local folder
+    # set by `evalsuite sweep`, not in files: benchmark -> leaf task -> document indices (lm-eval's
+    # `--samples`) the candidate is evaluated on, a seeded stratified subset of each task (the
+    # parents always on every document); exclusive with `limit`
+    samples: Optional[dict[str, dict[str, list[int]]]] = Field(default=None, exclude=True)
     source_file: Optional[Path] = Field(default=None, exclude=True)
 
     @field_validator("name")
@@ -221,6 +226,8 @@ class Experiment(_Strict):
         for m in self.parents:
             if m.recipe is not None:
                 raise ValueError("only the candidate may be a mergekit recipe")
+        if self.samples is not None and self.limit is not None:
+            raise ValueError("samples and limit exclude each other (lm-eval's --samples / --limit)")
         if self.harness == "leaderboard" and self.backend.name != "hf":
             raise ValueError("harness: leaderboard reproduces the fork's hf model; with backend vllm use harness: upstream")
         return self
@@ -280,13 +287,12 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     return data
 
 
-def load_experiment(path: Union[str, Path], overrides: Optional[dict] = None) -> Experiment:
-    """Read, validate and check an experiment file. Raises UserError naming key and line."""
-    path = Path(path)
+def read_yaml_file(path: Path, what: str = "config") -> tuple[dict, dict[tuple, int]]:
+    """A YAML mapping and the line of each key path; a UserError naming the line if it is not one."""
     try:
         text = path.read_text()
     except OSError as exc:
-        raise UserError(f"{path}: cannot read config ({exc.strerror})") from exc
+        raise UserError(f"{path}: cannot read {what} ({exc.strerror})") from exc
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -295,18 +301,15 @@ def load_experiment(path: Union[str, Path], overrides: Optional[dict] = None) ->
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(data, dict):
-        raise UserError(f"{path}: the config must be a mapping of keys")
-    lines = _line_map(node) if node is not None else {}
-    data = _resolve_paths(dict(data), path.resolve().parent)
-    # CLI overrides; mappings merge one level deep. An error in one names the command line.
-    from_cli = [(k, *([sub] if isinstance(v, dict) else [])) for k, v in (overrides or {}).items() for sub in (v if isinstance(v, dict) else [None])]
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
+        raise UserError(f"{path}: the {what} must be a mapping of keys")
+    return data, (_line_map(node) if node is not None else {})
+
+
+def validate_file_data(model: type[BaseModel], data: dict, lines: dict[tuple, int], path: Path,
+                       from_cli: Sequence[tuple] = ()):
+    """`model.model_validate(data)`, its first error as one UserError line naming key and line."""
     try:
-        exp = Experiment.model_validate({**data, "source_file": str(path.resolve())})
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
@@ -320,6 +323,23 @@ def load_experiment(path: Union[str, Path], overrides: Optional[dict] = None) ->
         else:
             where = f"{path}:{line}" if line else str(path)
         raise UserError(f"{where}: {key}: {msg}") from None
+
+
+def load_experiment(path: Union[str, Path], overrides: Optional[dict] = None) -> Experiment:
+    """Read, validate and check an experiment file. Raises UserError naming key and line."""
+    path = Path(path)
+    data, lines = read_yaml_file(path)
+    if "samples" in data:  # set by `evalsuite sweep` only
+        raise UserError(f"{path}:{lines.get(('samples',), '?')}: samples: unknown key")
+    data = _resolve_paths(dict(data), path.resolve().parent)
+    # CLI overrides; mappings merge one level deep. An error in one names the command line.
+    from_cli = [(k, *([sub] if isinstance(v, dict) else [])) for k, v in (overrides or {}).items() for sub in (v if isinstance(v, dict) else [None])]
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    exp = validate_file_data(Experiment, {**data, "source_file": str(path.resolve())}, lines, path, from_cli)
     check_files(exp, lines, path)
     return exp
 

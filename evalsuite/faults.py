@@ -25,6 +25,7 @@ POINTS: dict[str, str] = {
     "job.commit": "job.json is written in the temp folder, before the rename into the store",
     "experiment.write": "the experiment record is written to a temp file, before the rename",
     "history.scores": "every history row is inserted, before COMMIT",
+    "sweep.candidate": "a sweep candidate's round is stored and recorded, before the next candidate",
     "report.write": "the report's HTML and Markdown are written, before its JSON sidecar",
 }
 

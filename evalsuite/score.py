@@ -141,6 +141,9 @@ class ModelResults(BaseModel):
     """task -> version of its lm-eval task code (`versions.<task>`, else `configs.<task>.metadata.version`)"""
     process_results: dict[str, str] = Field(default_factory=dict)
     """task -> `configs.<task>.process_results` where the file holds it as source text"""
+    subsets: dict[str, tuple[int, int]] = Field(default_factory=dict)
+    """task -> (documents scored, documents in the task) where lm-eval's `--samples` chose fewer
+    than all (n-samples effective < original without a limit: a sweep's subset round)"""
     limits: dict[str, Optional[float]] = Field(default_factory=dict)
     """source file -> its `config.limit` (lm-eval's --limit; None: every document was scored)"""
 
@@ -233,6 +236,9 @@ def read_results_file(path: PathLike) -> ModelResults:
         ns = n_samples.get(task)
         if isinstance(ns, dict) and isinstance(ns.get("effective"), int):
             out.n_samples[task] = ns["effective"]
+            original = ns.get("original")
+            if isinstance(original, int) and ns["effective"] < original and out.limits[str(path)] is None:
+                out.subsets[task] = (ns["effective"], original)
         cfg = configs.get(task)
         if isinstance(cfg, dict) and isinstance(cfg.get("doc_to_choice"), list):
             out.choices[task] = len(cfg["doc_to_choice"])
@@ -280,7 +286,7 @@ def _merge(into: ModelResults, other: ModelResults) -> None:
             continue
         into.metrics[task] = values
         into.task_source[task] = other.task_source[task]
-        for field in ("n_samples", "choices", "task_versions", "process_results"):
+        for field in ("n_samples", "subsets", "choices", "task_versions", "process_results"):
             theirs = getattr(other, field)
             if task in theirs:
                 getattr(into, field)[task] = theirs[task]
@@ -555,6 +561,11 @@ def score_model(results: ModelResults, suite: Optional[Suite] = None) -> ModelSc
         part = "" if len(limits) == len(results.limits) else f" ({len(limits)} of {len(results.limits)} results files)"
         notes.append(f"scored from a --limit {'/'.join(map(str, shown_limits))} run{part}: "
                      f"not every document was scored, not comparable with full runs")
+    if results.subsets:
+        seen = sum(e for e, _ in results.subsets.values())
+        total = sum(o for _, o in results.subsets.values())
+        notes.append(f"scored on a subset (lm-eval --samples, e.g. a sweep round): {seen} of {total} documents in "
+                     f"{len(results.subsets)} task(s): not comparable with full runs")
     return ModelScores(
         model=results.model, scores=scores, average=average, average_label=suite.average,
         sources=list(results.sources), limit=limit, notes=notes,

@@ -161,8 +161,9 @@ def normal_modes(folder: Path) -> None:
     renamed into place, give it and its files the modes the umask would have given them."""
     umask = _umask()
     folder.chmod(0o777 & ~umask)
-    for p in folder.iterdir():
-        p.chmod(0o666 & ~umask)
+    for p in folder.rglob("*"):  # sub-folders keep their x bit (0666 on a folder locks it)
+        if not p.is_symlink():
+            p.chmod((0o777 if p.is_dir() else 0o666) & ~umask)
 
 
 def file_sha256(path: Path) -> str:

@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "import": "evalsuite.cli.import_:import_",
     "verify": "evalsuite.cli.verify:verify",
     "card": "evalsuite.cli.card:card",
+    "sweep": "evalsuite.cli.sweep:sweep",
 }
 
 

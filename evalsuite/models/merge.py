@@ -58,6 +58,12 @@ def _prepare(recipe_path: Path, local_models: dict[str, Path], revisions: dict[s
     return recipe, build_plan(recipe, headers)
 
 
+def merge_fingerprint(recipe: Path, *, local_models: dict[str, Path] = {}, revisions: dict[str, str] = {}) -> str:
+    """The fingerprint `build_merge` would give the merge, without merging (headers and parent
+    identities only): what a merged candidate's job ids depend on."""
+    return _fingerprint(fingerprint_inputs(_prepare(Path(recipe), local_models, revisions)[0]))
+
+
 def plan_merge(recipe: Path, *, local_models: dict[str, Path] = {}, revisions: dict[str, str] = {}) -> MergePlan:
     """Preflight the recipe and its parents and return the per-tensor plan. Reads headers only."""
     return _prepare(Path(recipe), local_models, revisions)[1]

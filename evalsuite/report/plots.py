@@ -110,3 +110,30 @@ def merge_plan(rows: Sequence[tuple[str, Optional[float], Mapping[str, tuple[flo
         ax.set_title(title, fontsize=9)
         ax.legend(frameon=False, fontsize=8, loc="best")
         return _uri(fig)
+
+
+def sweep_lines(labels: Sequence[str], series: Mapping[str, Sequence[float]], lows: Mapping[str, Sequence[Optional[float]]],
+                highs: Mapping[str, Sequence[Optional[float]]], finalists: Sequence[bool], winner: Optional[int]) -> str:
+    """A sweep: each benchmark's normalized score against the candidates (the swept parameter, in
+    the config's order); whiskers: 95% intervals; hollow markers: dropped before the full set."""
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(max(6.0, 0.7 * len(labels) + 2.5), 3.6))
+        ax = fig.subplots()
+        xs = list(range(len(labels)))
+        for k, (name, ys) in enumerate(series.items()):
+            color = COLORS[k % len(COLORS)]
+            ax.plot(xs, ys, color=color, linewidth=1.2, label=name)
+            lo, hi = lows.get(name), highs.get(name)
+            if lo is not None and hi is not None:
+                for x, y, a, b in zip(xs, ys, lo, hi):
+                    if a is not None and b is not None:
+                        ax.plot([x, x], [a, b], color=color, linewidth=0.8, alpha=0.6)
+            for x, y, kept in zip(xs, ys, finalists):
+                ax.plot([x], [y], marker="o", color=color, markerfacecolor=color if kept else "white", markersize=5)
+        if winner is not None:
+            ax.axvline(winner, color="#444", linewidth=0.8, linestyle="--")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("normalized score")
+        ax.legend(fontsize=7, frameon=False)
+        return _uri(fig)

@@ -52,6 +52,9 @@ class Job(BaseModel):
     include_path: Optional[Path] = None
     nltk_data: Optional[Path] = None
     process: tuple[str, ...] = ()  # harness leaderboard: the benchmarks run in the same lm-eval process
+    # lm-eval's `--samples`: leaf task -> the document indices to evaluate (a sweep's seeded subset;
+    # evalsuite.sweep). None: every document (or the first `limit`).
+    samples: Optional[dict[str, list[int]]] = None
 
     @property
     def identity(self) -> dict:
@@ -72,6 +75,7 @@ class Job(BaseModel):
             "harness": self.settings.harness,
             **({"process": list(self.process), "harness_code": harness_code_hash()} if self.settings.harness == "leaderboard" else {}),
             **({"threads": self.settings.threads} if self.settings.threads else {}),
+            **({"samples": samples_digest(self.samples)} if self.samples is not None else {}),
             # MATH's exact_match is Math-Verify's verdict: its version can flip answers (docs/fidelity.md)
             **({"math_verify": package_version("math-verify")} if self.benchmark == "math_hard" else {}),
             # the model's own code instead of transformers' implementation can change a number
@@ -129,9 +133,11 @@ class Job(BaseModel):
             return ["accelerate", "launch", "--multi_gpu", "--num_processes", str(b.num_processes), "-m", module]
         return ["python", "-m", module] if module == CLI_MODULE else ["lm_eval"]
 
-    def lm_eval_args(self, output_path: Union[Path, str], tasks: Optional[str] = None) -> list[str]:
+    def lm_eval_args(self, output_path: Union[Path, str], tasks: Optional[str] = None,
+                     samples: Optional[dict[str, list[int]]] = None) -> list[str]:
         """Arguments after `lm_eval`, exactly the leaderboard's settings plus sample logging.
-        `tasks`: the process's task list (default: this job's own task)."""
+        `tasks`: the process's task list (default: this job's own task); `samples`: the process's
+        `--samples` (default: this job's own)."""
         args = [
             "run",
             "--model", self.lm_eval_model,
@@ -149,6 +155,9 @@ class Job(BaseModel):
             args.append("--fewshot_as_multiturn")
         if self.settings.limit is not None:
             args += ["--limit", str(self.settings.limit)]
+        samples = samples if samples is not None else self.samples
+        if samples is not None:
+            args += ["--samples", json.dumps(samples, sort_keys=True, separators=(",", ":"))]
         if self.include_path is not None:
             args += ["--include_path", str(self.include_path)]
         return args
@@ -209,7 +218,10 @@ class Process(BaseModel):
         return self.first.launcher()
 
     def lm_eval_args(self, output_path: Union[Path, str]) -> list[str]:
-        return self.first.lm_eval_args(output_path, tasks=self.tasks)
+        samples = None
+        if any(j.samples is not None for j in self.jobs):  # a sweep's subsets: one --samples for all tasks
+            samples = {t: ix for j in self.jobs for t, ix in (j.samples or {}).items()}
+        return self.first.lm_eval_args(output_path, tasks=self.tasks, samples=samples)
 
     def env(self) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -234,6 +246,12 @@ class Process(BaseModel):
             + ('export HF_DATASETS_CACHE="$(mktemp -d)"\n' if self.datasets_cache is not None else "")
             + f"exec {cmd}\n"
         )
+
+
+def samples_digest(samples: dict[str, list[int]]) -> str:
+    """Identity of a `--samples` subset (task -> sorted indices), short and order-free."""
+    blob = json.dumps({t: sorted(ix) for t, ix in samples.items()}, sort_keys=True).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)

@@ -74,15 +74,21 @@ def resolve_models(exp: Experiment, store: Store, console: Console, quiet: bool 
         from evalsuite.models.merge import build_merge
 
         out = merged_dir(store, exp)
-        local = dict(exp.local_models)
-        local.update({f"evalsuite-fixtures/{name}": p for name, p in _fixture_map(exp).items()})
-        revisions = {m.hub: m.revision for m in exp.parents if m.hub and m.revision}
+        local, revisions = merge_inputs(exp)
         result = build_merge(Path(exp.candidate.recipe), out, local_models=local, revisions=revisions, progress=not quiet)
         console.print(f"[bold]merge[/] {exp.candidate.display_name}: {'reused' if result.reused else 'built'} {result.path}")
         merged = (Path(result.path), result.fingerprint)
     refs.append(resolve_model(exp.candidate, exp, "candidate", merged=merged))
     refs += [resolve_model(p, exp, "parent") for p in exp.parents]
     return refs
+
+
+def merge_inputs(exp: Experiment) -> tuple[dict[str, Path], dict[str, str]]:
+    """What the candidate's recipe is merged from: local folders for hub ids (the experiment's
+    `local_models` and the demo's fixtures), and the parents' pinned hub revisions."""
+    local = dict(exp.local_models)
+    local.update({f"evalsuite-fixtures/{name}": p for name, p in _fixture_map(exp).items()})
+    return local, {m.hub: m.revision for m in exp.parents if m.hub and m.revision}
 
 
 def merged_dir(store: Store, exp: Experiment) -> Path:
@@ -123,6 +129,7 @@ def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], i
             include_path=include_path,
             nltk_data=nltk_dir if b == "ifeval" else None,
             process=process,
+            samples=exp.samples[b] if exp.samples is not None and ref.role == "candidate" else None,
         )
         for ref in refs
         for b in order

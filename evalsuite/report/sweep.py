@@ -1,0 +1,83 @@
+"""The sweep's outputs: a ranked, self-contained HTML report (jinja2 autoescape, the experiment
+report's CSS, figures as data URIs, no script), a terminal table, and the `--format json` object."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from evalsuite.paths import inside
+from evalsuite.report import plots
+from evalsuite.report.build import _env, static_text
+from evalsuite.store import atomic_write_text
+from evalsuite.suite import load_suite
+from evalsuite.sweep.config import Sweep
+from evalsuite.sweep.record import SweepRecord
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def summary_json(rec: SweepRecord) -> dict[str, Any]:
+    """`evalsuite sweep --format json`: the winner, the strategy, the candidates' lm-eval requests
+    and each candidate's rank, drop round and normalized scores."""
+    return {
+        "winner": rec.winner,
+        "strategy": rec.strategy,
+        "requests": rec.requests,
+        "candidates": [
+            {"name": r.name, "rank": r.rank, "dropped_in_round": r.dropped_in_round, "scores": r.scores}
+            for r in rec.ranking
+        ],
+    }
+
+
+def _display(bench_id: str) -> str:
+    return load_suite().get(bench_id).display
+
+
+def ranking_table(rec: SweepRecord) -> Table:
+    table = Table(title=f"Sweep {rec.sweep} ({rec.strategy}): {rec.requests} lm-eval requests for the candidates")
+    for col in ("rank", "candidate", "recipe", "dropped in round", "objective", *(_display(b) for b in rec.benchmarks), "documents"):
+        table.add_column(col, justify="left" if col in ("candidate", "recipe") else "right")
+    for r in rec.ranking:
+        table.add_row(str(r.rank), r.name, r.label, "—" if r.dropped_in_round is None else str(r.dropped_in_round),
+                      f"{r.objective:.2f}", *(f"{r.scores[b]:.2f}" for b in rec.benchmarks), str(r.documents))
+    return table
+
+
+def _plot(rec: SweepRecord, sweep: Sweep) -> str:
+    """Each benchmark (and the objective) against the swept parameter, in the candidates' order."""
+    order = [c.name for c in sweep.candidates]
+    by_name = {r.name: r for r in rec.ranking}
+    labels = [by_name[n].label for n in order]
+    series = {_display(b): [by_name[n].scores[b] for n in order] for b in rec.benchmarks}
+    if len(rec.benchmarks) > 1:
+        series["objective"] = [by_name[n].objective for n in order]
+    lows = {_display(b): [by_name[n].intervals.get(b, (None, None))[0] for n in order] for b in rec.benchmarks}
+    highs = {_display(b): [by_name[n].intervals.get(b, (None, None))[1] for n in order] for b in rec.benchmarks}
+    finalists = [by_name[n].dropped_in_round is None for n in order]
+    return plots.sweep_lines(labels, series, lows, highs, finalists, winner=order.index(rec.winner) if rec.winner in order else None)
+
+
+def render(sweep: Sweep, rec: SweepRecord) -> str:
+    env = _env()
+    template = env.get_template("sweep.html.j2")
+    candidates = {c.name: c for c in sweep.candidates}
+    return template.render(
+        rec=rec, csp=CSP, css=static_text("report.css"), generated=time.time(),
+        benchmarks=[(b, _display(b)) for b in rec.benchmarks], plot=_plot(rec, sweep),
+        recipes=[(c.name, c.label(), c.recipe_text()) for c in sweep.candidates],
+        n_docs_total={b: sum(v.values()) for b, v in rec.n_docs.items()}, candidates=candidates,
+    )
+
+
+def write_report(sweep: Sweep, rec: SweepRecord) -> Path:
+    """reports/sweeps/<sweep>-<strategy>.html, written atomically."""
+    folder = inside(Path(sweep.base.output.reports), "sweeps")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = inside(folder, f"{rec.sweep}-{rec.strategy}.html")
+    atomic_write_text(path, render(sweep, rec))
+    return path
