@@ -19,6 +19,10 @@ Pipeline (nothing is written under the results folder before every step has pass
      layout, and store one job per benchmark (`Store.commit_job`: temp folder + rename, sha256
      of every file), plus the experiment record `experiments/<name>.json`.
 
+Modules: `evalsuite.published.source` (step 1 and the hub), `evalsuite.published.rescore`
+(step 2 and the aggregation), `evalsuite.lm_eval_api` (the lm-eval internals used: `TaskFactory`,
+`Group`, `_process_results`, `load_yaml`), this module (step 3: the jobs and the record).
+
 How tasks are built without their datasets: the task is built by lm-eval's own `TaskFactory`
 from its registered YAML (the index of lm-eval's `tasks/leaderboard` folder, as
 `evalsuite.run.lm_eval_main` indexes it) with two overrides that lm-eval's `TaskConfig`
@@ -29,59 +33,27 @@ documents already processed). `__init__` needs one document (it renders a test p
 scoring itself never touches the dataset: `process_results` gets each record's own `doc`.
 Nothing is downloaded, no dataset is needed, and the metric code is lm-eval's, unmodified.
 The stored `configs.<task>` is `dump_config()` with the original `process_docs` put back.
-
-MATH: files of task version <= 2 (before Math-Verify) carry `exact_match` from the original
-parser and no `exact_match_original`; there the recorded `exact_match` is compared with the
-recomputed `exact_match_original`, and both parsers' values are stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
-import re
 import shutil
-import sys
 import time
-from collections import defaultdict
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from evalsuite.errors import UserError
-from evalsuite.run.local import PER_TASK_KEYS, PROCESS_RESULTS  # the source's whole results file is kept beside, as a shared process's
-from evalsuite.store import ExperimentRecord, JobRecord, Store, file_sha256
+from evalsuite.lm_eval_api import build_task, task_manager
+from evalsuite.published.rescore import (MATH_OLD_NOTE, TaskAgreement, benchmark_results, first_doc,  # noqa: F401
+                                         nltk_for_ifeval, recorded_math_verify, rescore_task)
+from evalsuite.published.source import Selection, fetch_hub, files_identity, parse_hub_id, select_run, validate
+from evalsuite.run.local import PROCESS_RESULTS  # the source's whole results file is kept beside, as a shared process's
+from evalsuite.store import ExperimentRecord, JobRecord, Store
 from evalsuite.suite import Benchmark, Suite, load_suite
-
-DATE = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?"
-SAMPLES_NAME = re.compile(rf"^samples_(?P<task>.+)_(?P<date>{DATE})\.jsonl$")
-RESULTS_NAME = re.compile(rf"^results_(?P<date>{DATE})\.json$")
-HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+?)(?:@(?P<rev>[\w./-]+))?$")
-# lm-eval's leaderboard group names (older layouts write them as plain `results` entries)
-LM_EVAL_GROUPS = {"leaderboard", "leaderboard_bbh", "leaderboard_gpqa", "leaderboard_math_hard", "leaderboard_musr",
-                  "leaderboard_instruction_following"}
-MATH_OLD_NOTE = "exact_match (original parser, task version <= 2) compared with recomputed exact_match_original"
-
-
-class TaskAgreement(BaseModel):
-    """How the recorded per-sample metric values of one task compare with the recomputed ones."""
-
-    task: str
-    records: int = 0
-    compared: int = 0  # recorded metric values compared
-    agree: int = 0
-    filled: list[str] = Field(default_factory=list)  # metrics the records lacked (computed now)
-    notes: list[str] = Field(default_factory=list)
-    mismatches: list[str] = Field(default_factory=list)  # the first few, "doc 3 acc_norm: 1.0 -> 0.0"
-
-    @property
-    def rate(self) -> Optional[float]:
-        return self.agree / self.compared if self.compared else None
 
 
 class ImportResult(BaseModel):
@@ -95,508 +67,6 @@ class ImportResult(BaseModel):
     reused: bool  # every job was stored already (same source, same lm-eval): nothing re-scored
     experiment_file: Optional[str] = None  # None: imported for an experiment (record=False)
 
-
-# ---------------------------------------------------------------------------------------------
-# selecting and validating one run
-
-
-@dataclass
-class Selection:
-    root: Path
-    run: str
-    results_files: list[Path]
-    samples: dict[str, Path]  # leaf task -> samples file
-    raw: dict  # merged results JSON of the run
-    task_file: dict[str, Path]  # leaf task -> results file that holds it
-    benchmarks: list[Benchmark]
-    file_sha: dict[Path, str] = field(default_factory=dict)
-
-
-def _runs_in(names: list[str]) -> list[str]:
-    return sorted({m["date"] for n in names if (m := RESULTS_NAME.match(Path(n).name))})
-
-
-def select_run(folder: Path, run: Optional[str], suite: Suite) -> Selection:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder (and not a hub details repo id)")
-    results_all = sorted(p for p in folder.rglob("results_*.json") if p.is_file() and RESULTS_NAME.match(p.name))
-    samples_all = sorted(p for p in folder.rglob("samples_*.jsonl") if p.is_file())
-    if not results_all:
-        raise UserError(f"{folder}: no lm-eval results_<date>.json in this folder")
-    runs = _runs_in([p.name for p in results_all])
-    for p in samples_all:
-        m = SAMPLES_NAME.match(p.name)
-        if m is None:
-            raise UserError(f"{p}: not a samples_<task>_<date>.jsonl name")
-        if m["date"] not in runs:
-            raise UserError(f"{p}: samples of run {m['date']}, but no results_{m['date']}.json beside it "
-                            f"(runs of different dates mixed in one folder?)")
-    if run is None:
-        run = runs[-1]
-    elif run not in runs:
-        raise UserError(f"{folder}: no run {run!r} (runs here: {', '.join(runs)})")
-    results_files = [p for p in results_all if RESULTS_NAME.match(p.name)["date"] == run]
-    samples: dict[str, Path] = {}
-    others: dict[str, Path] = {}
-    for p in samples_all:
-        m = SAMPLES_NAME.match(p.name)
-        if m["date"] != run:
-            others.setdefault(m["task"], p)
-            continue
-        if m["task"] in samples:
-            raise UserError(f"{p}: a second samples file of task {m['task']} in run {run} (also {samples[m['task']]})")
-        samples[m["task"]] = p
-
-    from evalsuite.score import read_results_file
-
-    leaves = {t: b for b in suite.benchmarks for t in b.leaf_tasks}
-    groups = {b.group for b in suite.benchmarks} | LM_EVAL_GROUPS
-    raw: dict[str, Any] = {}
-    task_file: dict[str, Path] = {}
-    for p in results_files:
-        parsed = read_results_file(p)  # also refuses a file that is not lm-eval's
-        data = json.loads(p.read_text(encoding="utf-8"))
-        for task in parsed.metrics:
-            if task in groups and task not in leaves:
-                continue  # a group entry of a layout without `groups` (lm-eval 0.4.5)
-            if task not in leaves:
-                raise UserError(f"{p}: unknown task {task!r} (not a leaf task of {suite.name})")
-            if task in task_file:
-                raise UserError(f"{p}: task {task} also in {task_file[task]}")
-            task_file[task] = p
-            if parsed.n_samples.get(task) is None:
-                raise UserError(f"{p}: n-samples.{task}.effective missing (needed to check the samples are complete)")
-        if not raw:
-            raw = {k: (dict(v) if k in PER_TASK_KEYS and isinstance(v, dict) else v) for k, v in data.items()}
-        else:
-            for k in PER_TASK_KEYS:
-                if isinstance(data.get(k), dict):
-                    raw.setdefault(k, {}).update(data[k])
-    for task, p in samples.items():
-        if task not in leaves:
-            raise UserError(f"{p}: unknown task {task!r} (not a leaf task of {suite.name})")
-        if task not in task_file:
-            raise UserError(f"{p}: task {task} is not in results_{run}.json (runs of different dates mixed?)")
-    for task, p in task_file.items():
-        if task not in samples:
-            extra = f"; {others[task].name} is of another run (runs of different dates mixed?)" if task in others else ""
-            raise UserError(f"{p}: no samples_{task}_{run}.jsonl for task {task}{extra}")
-    benches = []
-    for b in suite.benchmarks:
-        present = [t for t in b.leaf_tasks if t in task_file]
-        if not present:
-            continue
-        missing = [t for t in b.leaf_tasks if t not in task_file]
-        if missing:
-            raise UserError(f"{task_file[present[0]]}: {b.display} incomplete: task {missing[0]} missing "
-                            f"({len(missing)} of {len(b.leaf_tasks)} absent)")
-        benches.append(b)
-    if not benches:
-        raise UserError(f"{results_files[0]}: none of the {suite.name} benchmarks' tasks in run {run}")
-    return Selection(root=folder, run=run, results_files=results_files, samples=samples, raw=raw,
-                     task_file=task_file, benchmarks=benches)
-
-
-def _records(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, record) of a samples file; a line that is not one JSON object is refused."""
-    with path.open("rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as exc:
-                raise UserError(f"{path}: line {lineno}: truncated or unparsable record ({str(exc).splitlines()[0]})") from None
-            if not isinstance(rec, dict):
-                raise UserError(f"{path}: line {lineno}: not a samples record (a JSON object)")
-            yield lineno, rec
-
-
-def validate(sel: Selection) -> None:
-    """Every samples file of the run: parsable records of the lm-eval shape, documents complete."""
-    for task, path in sorted(sel.samples.items()):
-        n = sel.raw["n-samples"][task]["effective"]
-        seen: dict[str, set[int]] = defaultdict(set)
-        for lineno, rec in _records(path):
-            doc_id = rec.get("doc_id")
-            if isinstance(doc_id, bool) or not isinstance(doc_id, int):
-                raise UserError(f"{path}: line {lineno}: doc_id missing or not an integer")
-            for key, kind in (("doc", dict), ("filtered_resps", list), ("resps", list)):
-                if not isinstance(rec.get(key), kind):
-                    raise UserError(f"{path}: line {lineno}: field {key!r} missing or not a {kind.__name__}")
-            if "arguments" not in rec:
-                raise UserError(f"{path}: line {lineno}: field 'arguments' missing")
-            ids = seen[str(rec.get("filter", "none"))]
-            if doc_id in ids:
-                raise UserError(f"{path}: line {lineno}: doc_id {doc_id} appears twice")
-            if not 0 <= doc_id < n:
-                raise UserError(f"{path}: line {lineno}: doc_id {doc_id} outside 0..{n - 1} "
-                                f"(n-samples.{task}.effective = {n} in {sel.task_file[task].name})")
-            ids.add(doc_id)
-        if not seen:
-            raise UserError(f"{path}: no records (n-samples.{task}.effective = {n})")
-        for filt, ids in seen.items():
-            if len(ids) != n:
-                missing = sorted(set(range(n)) - ids)
-                raise UserError(f"{path}: {len(missing)} of {n} documents missing (first: doc_id {missing[0]}, "
-                                f"filter {filt}; n-samples.{task}.effective in {sel.task_file[task].name})")
-
-
-def files_identity(sel: Selection) -> str:
-    """`sha256:` of the selected files (name + content), independent of where the folder is."""
-    h = hashlib.sha256()
-    files = [*sel.results_files, *sel.samples.values()]
-    for name, digest in sorted((p.name, file_sha256(p)) for p in files):
-        h.update(f"{name}\0{digest}\n".encode())
-    return f"sha256:{h.hexdigest()}"
-
-
-# ---------------------------------------------------------------------------------------------
-# the hub
-
-
-def parse_hub_id(source: str) -> Optional[tuple[str, Optional[str]]]:
-    m = HUB_ID.match(source)
-    return (m["repo"], m["rev"]) if m else None
-
-
-def fetch_hub(repo: str, revision: Optional[str], run: Optional[str]) -> tuple[Path, str, str]:
-    """Download one run of a details repo -> (snapshot folder, commit, run date id)."""
-    try:
-        from huggingface_hub import HfApi, constants, snapshot_download
-        from huggingface_hub import errors as hf_errors
-    except ImportError as exc:  # pragma: no cover - a dependency of transformers/datasets
-        raise UserError(f"huggingface_hub is needed to read {repo} ({exc})") from None
-    where = f"{repo}{'@' + revision if revision else ''}"
-    try:
-        if constants.HF_HUB_OFFLINE:
-            path = Path(snapshot_download(repo, repo_type="dataset", revision=revision))
-            names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
-            commit = path.name
-        else:
-            info = HfApi().dataset_info(repo, revision=revision)
-            commit = info.sha
-            names = [s.rfilename for s in (info.siblings or [])]
-        runs = _runs_in(names)
-        if not runs:
-            raise UserError(f"{where}: no results_<date>.json in this dataset repo (not a details repo?)")
-        chosen = run or runs[-1]
-        if chosen not in runs:
-            raise UserError(f"{where}: no run {chosen!r} (runs here: {', '.join(runs)})")
-        wanted = [n for n in names if (m := RESULTS_NAME.match(Path(n).name) or SAMPLES_NAME.match(Path(n).name)) and m["date"] == chosen]
-        if not constants.HF_HUB_OFFLINE:
-            path = Path(snapshot_download(repo, repo_type="dataset", revision=commit, allow_patterns=wanted))
-    except UserError:
-        raise
-    except hf_errors.GatedRepoError:
-        raise UserError(f"{where}: gated dataset repo: accept its terms on huggingface.co and log in "
-                        f"(`huggingface-cli login` or HF_TOKEN)") from None
-    except hf_errors.RepositoryNotFoundError:
-        raise UserError(f"{where}: no such local folder, and no such dataset repo on the hub (or private: log in)") from None
-    except hf_errors.RevisionNotFoundError:
-        raise UserError(f"{where}: no such revision") from None
-    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled):
-        raise UserError(f"{where}: not in the local hub cache and the hub is offline (HF_HUB_OFFLINE=1)") from None
-    except hf_errors.HfHubHTTPError as exc:
-        raise UserError(f"{where}: hub error: {str(exc).splitlines()[0]}") from None
-    except Exception as exc:  # network failures come as requests/httpx errors, whichever hub client is installed
-        raise UserError(f"{where}: cannot reach the hub ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    return path, commit, chosen
-
-
-# ---------------------------------------------------------------------------------------------
-# lm-eval's tasks, built without their datasets
-
-
-class _AnySplit(dict):
-    """A dataset dict that serves the recorded documents under whatever split the config names."""
-
-    def __init__(self, ds):
-        super().__init__()
-        self._ds = ds
-
-    def __missing__(self, key):
-        return self._ds
-
-
-@contextmanager
-def _quiet_lm_eval():
-    log = logging.getLogger("lm_eval")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
-@contextmanager
-def _no_progress_bars():
-    from datasets.utils import logging as ds_logging
-
-    was = ds_logging.is_progress_bar_enabled()
-    ds_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            ds_logging.enable_progress_bar()
-
-
-def task_manager():
-    """lm-eval's TaskManager over its leaderboard folder only (as evalsuite.run.lm_eval_main)."""
-    from lm_eval.tasks import TaskManager
-
-    from evalsuite.run.lm_eval_main import leaderboard_dir
-
-    return TaskManager(include_path=[leaderboard_dir()], include_defaults=False)
-
-
-def build_task(tm, name: str, first_doc: dict):
-    """The installed lm-eval task `name`, built by lm-eval's TaskFactory from its YAML, with the
-    dataset replaced by the recorded documents (module docstring)."""
-    import datasets
-    from lm_eval.tasks._factory import TaskFactory
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    entry = tm.task_index.get(name)
-    if entry is None or entry.yaml_path is None:
-        raise UserError(f"the installed lm-eval has no task {name!r}")
-    original = load_yaml(entry.yaml_path, resolve_func=True).get("process_docs")
-    ds = datasets.Dataset.from_list([first_doc])
-    overrides = {"custom_dataset": lambda **_: _AnySplit(ds), "process_docs": None, "dataset_kwargs": None}
-    with _quiet_lm_eval(), _no_progress_bars():
-        task = TaskFactory(meta=None).build(entry, overrides=overrides, registry=tm.task_index)
-    task.config.custom_dataset = None  # dump_config() then shows the task as installed
-    task.config.process_docs = original
-    task.config.metadata.pop("config_source", None)
-    task.config.metadata["config_source"] = str(entry.yaml_path)
-    return task
-
-
-def build_group(tm, name: str, tasks: dict):
-    """lm-eval's Group for a benchmark group (for its aggregate_metric_list), children attached."""
-    from lm_eval.api.group import Group
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    entry = tm.task_index.get(name)
-    if entry is None or entry.yaml_path is None:
-        return None
-    cfg = load_yaml(entry.yaml_path, resolve_func=True)
-    group = Group.from_config({k: v for k, v in cfg.items() if k in ("group", "group_alias", "task", "aggregate_metric_list", "metadata")})
-    for child in cfg.get("task", []):
-        if isinstance(child, str) and child in tasks:
-            group.add(tasks[child])
-    return group
-
-
-@contextmanager
-def _nltk_for_ifeval(store: Store, needed: bool):
-    """punkt_tab for IFEval, offline: NLTK_DATA (and nltk's search path, if nltk is loaded) point at
-    it while re-scoring, and are put back afterwards (the caller's process keeps its own setup)."""
-    if not needed:
-        yield
-        return
-    from evalsuite.nltk_data import ensure_punkt_tab
-
-    folder = store.root / "nltk_data"
-    status = ensure_punkt_tab(folder, offline=True)
-    if status.kind == "missing":
-        raise UserError(f"NLTK punkt_tab is needed to re-score IFEval and is not available offline: {status.detail}")
-    path = str(status.path.parent.parent.parent) if status.path else str(folder)
-    saved_env = os.environ.get("NLTK_DATA")
-    os.environ["NLTK_DATA"] = os.pathsep.join([path, *[p for p in (saved_env or "").split(os.pathsep) if p and p != path]])
-    saved_path = None
-    if "nltk" in sys.modules:
-        import nltk
-
-        saved_path = list(nltk.data.path)
-        if path not in nltk.data.path:
-            nltk.data.path.insert(0, path)
-    try:
-        yield
-    finally:
-        if saved_env is None:
-            os.environ.pop("NLTK_DATA", None)
-        else:
-            os.environ["NLTK_DATA"] = saved_env
-        if saved_path is not None:
-            import nltk
-
-            nltk.data.path[:] = saved_path
-
-
-# ---------------------------------------------------------------------------------------------
-# re-scoring
-
-
-def _bool(v: Any) -> Any:
-    if isinstance(v, str):
-        if v == "True":
-            return True
-        if v == "False":
-            return False
-    return v
-
-
-def results_from_record(rec: dict, output_type: str, path: Path, lineno: int) -> list:
-    """What lm-eval passed to process_results, from the record's `filtered_resps` (either form)."""
-    fr = rec["filtered_resps"]
-    if output_type in ("multiple_choice", "loglikelihood"):
-        out = []
-        for item in fr:
-            if not (isinstance(item, (list, tuple)) and len(item) == 2):
-                raise UserError(f"{path}: line {lineno}: filtered_resps is not (loglikelihood, is_greedy) pairs")
-            try:
-                ll = float(item[0])
-            except (TypeError, ValueError):
-                raise UserError(f"{path}: line {lineno}: loglikelihood {item[0]!r} is not a number") from None
-            greedy = _bool(item[1])
-            if not isinstance(greedy, bool):
-                raise UserError(f"{path}: line {lineno}: is_greedy {item[1]!r} is not a boolean")
-            out.append((ll, greedy))
-        return out
-    if not all(isinstance(x, str) for x in fr):
-        raise UserError(f"{path}: line {lineno}: filtered_resps of a generation task are not strings")
-    return list(fr)
-
-
-def _json_value(v: Any) -> Any:
-    from lm_eval.utils import handle_non_serializable
-
-    return json.loads(json.dumps(v, default=handle_non_serializable))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (bool, int, float)) and isinstance(b, (bool, int, float)):
-        return float(a) == float(b)
-    return a == b
-
-
-def tracker_record(rec: dict, metrics: dict) -> dict:
-    """The record as lm-eval's EvaluationTracker writes it, with the recomputed metric values."""
-    from lm_eval.utils import hash_string, handle_non_serializable, sanitize_list
-
-    args = rec["arguments"]
-    if isinstance(args, list):  # the in-memory form: one (prompt, continuation/gen kwargs) per request
-        args = {f"gen_args_{i}": {f"arg_{j}": a for j, a in enumerate(arg)} for i, arg in enumerate(args)}
-    first_prompt = args.get("gen_args_0", {}).get("arg_0", "") if isinstance(args, dict) else ""
-    target = rec.get("target", "")
-    out = {
-        "doc_id": rec["doc_id"],
-        "doc": rec["doc"],
-        "target": str(target),
-        "arguments": args,
-        "resps": sanitize_list(rec["resps"]),
-        "filtered_resps": sanitize_list(rec["filtered_resps"]),
-        "filter": rec.get("filter", "none"),
-        "metrics": list(metrics),
-        "doc_hash": rec.get("doc_hash") or hash_string(json.dumps(rec["doc"], indent=2, default=handle_non_serializable, ensure_ascii=False)),
-        "prompt_hash": rec.get("prompt_hash") or hash_string(first_prompt),
-        "target_hash": rec.get("target_hash") or hash_string(str(target)),
-    }
-    out.update(metrics)
-    return out
-
-
-def _first_doc(path: Path) -> dict:
-    for _, rec in _records(path):
-        return rec["doc"]
-    raise UserError(f"{path}: no records")  # excluded by validate
-
-
-def recorded_math_verify(sel: "Selection", task: str) -> bool:
-    """Did the source's own task code score `exact_match` with Math-Verify? lm-eval keeps the
-    source text of `process_results` in `configs.<task>`: the HF fork's `main` (task version 2.0,
-    the leaderboard's Feb 2025 re-scoring) calls `verify(`, the original parser `is_equiv(`."""
-    cfg = (sel.raw.get("configs") or {}).get(task) if isinstance(sel.raw.get("configs"), dict) else None
-    return isinstance(cfg, dict) and "verify(" in str(cfg.get("process_results", ""))
-
-
-def rescore_task(task, name: str, path: Path, out_path: Path, math_verify_recorded: bool = False) -> tuple[dict, TaskAgreement]:
-    """Re-score one samples file with the task's process_results; write the re-scored records
-    (EvaluationTracker form) to out_path. Returns lm-eval's raw_metrics and the agreement.
-    `math_verify_recorded`: a MATH file without `exact_match_original` whose `exact_match` is
-    Math-Verify's (the fork's main), not the original parser's."""
-    from lm_eval.utils import handle_non_serializable
-
-    raw: dict[tuple[str, str], list] = defaultdict(list)
-    agr = TaskAgreement(task=name)
-    filled: set[str] = set()
-    old_math = False
-    with out_path.open("w", encoding="utf-8") as out:
-        for lineno, rec in _records(path):
-            results = results_from_record(rec, task.OUTPUT_TYPE, path, lineno)
-            try:
-                metrics = task.process_results(rec["doc"], results)
-            except Exception as exc:  # the records do not fit the installed task (another dataset?)
-                raise UserError(f"{path}: line {lineno}: lm-eval's {name}.process_results failed on this record "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-            filt = str(rec.get("filter", "none"))
-            agr.records += 1
-            for metric, value in metrics.items():
-                raw[(metric, filt)].append(value)
-                recorded_key = metric
-                if metric == "exact_match_original" and metric not in rec and "exact_match" in rec and not math_verify_recorded:
-                    recorded_key, old_math = "exact_match", True  # the original parser's value (version <= 2)
-                elif metric == "exact_match" and "exact_match_original" not in rec and "exact_match_original" in metrics and not math_verify_recorded:
-                    filled.add(metric)  # Math-Verify's verdict did not exist yet
-                    continue
-                if recorded_key not in rec:
-                    filled.add(metric)
-                    continue
-                agr.compared += 1
-                new = _json_value(value)
-                if _same(rec[recorded_key], new):
-                    agr.agree += 1
-                elif len(agr.mismatches) < 5:
-                    agr.mismatches.append(f"doc {rec['doc_id']} {metric}: recorded {rec[recorded_key]!r}, recomputed {new!r}")
-            out.write(json.dumps(tracker_record(rec, metrics), default=handle_non_serializable, ensure_ascii=False) + "\n")
-    agr.filled = sorted(filled)
-    if old_math:
-        agr.notes.append(MATH_OLD_NOTE)
-    return raw, agr
-
-
-def sanitize_model_name(name: str) -> str:
-    """lm-eval's EvaluationTracker folder name for a model."""
-    return re.sub(r"[\"<>:/\|\\?\*\[\]]+", "__", name)
-
-
-def benchmark_results(sel: Selection, bench: Benchmark, tm, tasks: dict, raw_metrics: dict, name: str, meta: dict) -> dict:
-    """lm-eval's results JSON for one benchmark, aggregated by lm-eval from the recomputed values."""
-    from lm_eval.evaluator_utils import _process_results
-
-    acc = {t: {"task": tasks[t], "raw_metrics": raw_metrics[t], "logged_samples": []} for t in bench.leaf_tasks}
-    groups = {}
-    if bench.group not in bench.leaf_tasks:
-        g = build_group(tm, bench.group, tasks)
-        if g is not None:
-            groups[g.name] = g
-    with _quiet_lm_eval():
-        res = _process_results(acc, groups, bootstrap_iters=100000)._to_eval_results()
-    src = sel.raw
-    for t in bench.leaf_tasks:  # the dataset's size is the source's: lm-eval saw only one document here
-        original = (src.get("n-samples", {}).get(t) or {}).get("original")
-        if original is not None:
-            res["n-samples"][t]["original"] = original
-    mine = {bench.group, *bench.leaf_tasks}
-    out: dict[str, Any] = {k: res[k] for k in ("results", "groups", "group_subtasks", "configs", "versions") if k in res}
-    shots = src.get("n-shot") if isinstance(src.get("n-shot"), dict) else {}
-    out["n-shot"] = {t: shots.get(t, res["n-shot"].get(t)) for t in sorted(res["n-shot"]) if t in mine}
-    out["higher_is_better"] = res["higher_is_better"]
-    out["n-samples"] = res["n-samples"]
-    for k, v in src.items():
-        if k in out or k == "samples":
-            continue
-        out[k] = {t: x for t, x in v.items() if t in mine} if k in PER_TASK_KEYS and isinstance(v, dict) else v
-    out["model_name"] = name
-    out["model_name_sanitized"] = sanitize_model_name(name)
-    out["evalsuite_import"] = meta
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -684,7 +154,7 @@ def import_details(source: str, name: str, store: Store, run: Optional[str] = No
         tm = task_manager()
         temps: list[tuple[Path, JobRecord]] = []
         try:
-            with _nltk_for_ifeval(store, any(b.id == "ifeval" for b in todo)):
+            with nltk_for_ifeval(store, any(b.id == "ifeval" for b in todo)):
                 for bench in todo:
                     tmp, rec, agr = _rescore_benchmark(sel, bench, tm, store, name, source, ids[bench.id], identities[bench.id], model_identity, where)
                     temps.append((tmp, rec))
@@ -738,7 +208,7 @@ def _rescore_benchmark(sel: Selection, bench: Benchmark, tm, store: Store, name:
         tasks, raw_metrics, agreement, samples = {}, {}, {}, []
         for t in bench.leaf_tasks:
             path = sel.samples[t]
-            tasks[t] = build_task(tm, t, _first_doc(path))
+            tasks[t] = build_task(tm, t, first_doc(path))
             rel = (folder / f"samples_{t}_{sel.run}.jsonl").as_posix()
             raw_metrics[t], agreement[t] = rescore_task(tasks[t], t, path, tmp / rel, recorded_math_verify(sel, t))
             samples.append(rel)
