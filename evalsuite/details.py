@@ -23,16 +23,10 @@ Modules: `evalsuite.published.source` (step 1 and the hub), `evalsuite.published
 (step 2 and the aggregation), `evalsuite.lm_eval_api` (the lm-eval internals used: `TaskFactory`,
 `Group`, `_process_results`, `load_yaml`), this module (step 3: the jobs and the record).
 
-How tasks are built without their datasets: the task is built by lm-eval's own `TaskFactory`
-from its registered YAML (the index of lm-eval's `tasks/leaderboard` folder, as
-`evalsuite.run.lm_eval_main` indexes it) with two overrides that lm-eval's `TaskConfig`
-supports: `custom_dataset` (a callable `ConfigurableTask.download` calls instead of
-`datasets.load_dataset`) returning an in-memory `datasets.Dataset.from_list([first recorded
-doc])` for whichever split the config asks for, and `process_docs: None` (the records hold the
-documents already processed). `__init__` needs one document (it renders a test prompt);
-scoring itself never touches the dataset: `process_results` gets each record's own `doc`.
-Nothing is downloaded, no dataset is needed, and the metric code is lm-eval's, unmodified.
-The stored `configs.<task>` is `dump_config()` with the original `process_docs` put back.
+Tasks are built without their datasets (`evalsuite.lm_eval_api.build_task`): lm-eval's own
+`TaskFactory` over its registered YAML, the dataset replaced by one recorded document; scoring
+never touches the dataset (`process_results` gets each record's own `doc`). Nothing is
+downloaded, and the metric code is lm-eval's, unmodified.
 """
 
 from __future__ import annotations
@@ -66,7 +60,6 @@ class ImportResult(BaseModel):
     agreement: dict[str, TaskAgreement]  # task -> agreement
     reused: bool  # every job was stored already (same source, same lm-eval): nothing re-scored
     experiment_file: Optional[str] = None  # None: imported for an experiment (record=False)
-
 
 
 # ---------------------------------------------------------------------------------------------
