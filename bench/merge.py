@@ -42,22 +42,10 @@ def build_parents(work: Path) -> tuple[Path, Path]:
 
 
 def n_params(folder: Path) -> int:
-    """Parameter count from the safetensors header (no torch import: see `main`)."""
-    import json
-    import struct
+    """Parameter count from the safetensors headers (no torch import: see `main`)."""
+    from evalsuite.models.model_files import numel, read_header
 
-    total = 0
-    for f in folder.glob("*.safetensors"):
-        with open(f, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(size))
-        header.pop("__metadata__", None)
-        for meta in header.values():
-            n = 1
-            for d in meta["shape"]:
-                n *= d
-            total += n
-    return total
+    return sum(numel(t.shape) for f in folder.glob("*.safetensors") for t in read_header(f, "bench").values())
 
 
 def run(cmd: list[str], log: Path, env: dict[str, str]) -> tuple[float, int, int, float]:

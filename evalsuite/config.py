@@ -15,9 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalsuite.errors import UserError
+from evalsuite.hub import HUB_ID
 from evalsuite.suite import load_suite
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+\Z")  # \Z, not $: "$" also matches before a final newline
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,127}\Z")  # names become file names (see evalsuite.paths)
 
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]

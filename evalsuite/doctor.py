@@ -83,7 +83,7 @@ def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
     from evalsuite.errors import UserError
 
     gated = bench == "gpqa"
-    from evalsuite.models.load import env_offline
+    from evalsuite.hub import env_offline
 
     if exp.offline or env_offline():
         try:  # the commit the job's data identity will name

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -40,7 +39,6 @@ GENUINE_ENGLISH: dict[str, tuple[int, str]] = {
 }
 
 Kind = Literal["nltk", "installed_package", "standin", "missing"]
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -144,10 +142,9 @@ def punkt_status(data_dir: Path | None = None, *, include_nltk_path: bool = True
 
 
 def _offline_from_env() -> bool:
-    return any(
-        os.environ.get(k, "").strip().lower() in _TRUE
-        for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "EVALSUITE_OFFLINE")
-    )
+    from evalsuite.hub import env_true
+
+    return env_true("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "EVALSUITE_OFFLINE")
 
 
 def _files_from_package() -> tuple[dict[str, str], str]:

@@ -581,7 +581,7 @@ def reference_side(source: Optional[str], spec, store, suite: Suite, benchmarks:
 
 
 def _looks_like_repo(source: str) -> bool:
-    from evalsuite.config import HUB_ID
+    from evalsuite.hub import HUB_ID
 
     return bool(HUB_ID.match(source)) and not source.startswith((".", "~"))
 

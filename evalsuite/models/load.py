@@ -12,8 +12,6 @@ content identity. Nothing downstream knows how a model was obtained, only its id
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -21,6 +19,10 @@ from pydantic import BaseModel
 
 from evalsuite.config import Experiment, ModelSpec
 from evalsuite.errors import UserError
+from evalsuite.hub import env_offline, model_snapshot  # noqa: F401  (env_offline: the runner takes it from here)
+from evalsuite.models.check import check_model_folder
+from evalsuite.models.file_cache import file_key, read_cache, write_cache
+from evalsuite.store import file_sha256
 
 IGNORED_FILES = {"README.md", ".gitattributes", "merge_plan.json", "evalsuite_merge.json", "fixture.json"}
 
@@ -62,8 +64,6 @@ def check_weights(folder: Path, allow_pickle: bool, what: str) -> None:
     if not (folder / "config.json").is_file():
         raise UserError(f"{what}: {folder} has no config.json (not a transformers model folder)")
     if any(n.endswith(".safetensors") for n in names):
-        from evalsuite.models.check import check_model_folder
-
         check_model_folder(folder, what)
         return
     if any(n.endswith((".bin", ".pt", ".pth")) for n in names):
@@ -73,9 +73,7 @@ def check_weights(folder: Path, allow_pickle: bool, what: str) -> None:
     raise UserError(f"{what}: {folder} has no *.safetensors weight files")
 
 
-def _hash_cache_path() -> Path:
-    root = Path(os.environ.get("EVALSUITE_CACHE", Path.home() / ".cache" / "evalsuite"))
-    return root / "content_hashes.json"
+CACHE_FILE = "content_hashes.json"
 
 
 def folder_identity(folder: Path) -> str:
@@ -87,56 +85,19 @@ def folder_identity(folder: Path) -> str:
     )
     if not files:
         raise UserError(f"{folder}: no model files to identify")
-    cache_file = _hash_cache_path()
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        cache = {}
+    cache = read_cache(CACHE_FILE)
     outer = hashlib.sha256()
     dirty = False
     for p in files:
-        st = p.stat()
-        key = f"{p}:{st.st_size}:{st.st_mtime_ns}"
+        key = file_key(p)
         digest = cache.get(key)
         if digest is None:
-            h = hashlib.sha256()
-            with p.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(chunk)
-            digest = cache[key] = h.hexdigest()
+            digest = cache[key] = file_sha256(p)
             dirty = True
         outer.update(f"{p.relative_to(folder).as_posix()}\0{digest}\n".encode())
     if dirty:
-        from evalsuite.store import atomic_write_text
-
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache_file, json.dumps(cache, indent=0, sort_keys=True))
+        write_cache(CACHE_FILE, cache)
     return "sha256:" + outer.hexdigest()
-
-
-def hub_snapshot(repo_id: str, revision: Optional[str], offline: bool) -> tuple[Optional[Path], Optional[str]]:
-    """(snapshot folder in the HF cache or None, commit sha or None)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        path = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
-        return path, path.name
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        pass
-    if offline:
-        rev = f"@{revision}" if revision else ""
-        raise UserError(
-            f"model {repo_id}{rev} is not in the Hugging Face cache ({os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}) "
-            "and the run is offline: download it first or map it with local_models:"
-        )
-    from huggingface_hub import HfApi
-
-    try:
-        info = HfApi().model_info(repo_id, revision=revision)
-    except Exception as exc:  # network, auth, not found: all user-fixable
-        raise UserError(f"model {repo_id}: cannot resolve on the hub: {str(exc).splitlines()[0]}") from exc
-    return None, info.sha
 
 
 def resolve_model(spec: ModelSpec, exp: Experiment, role: str, *, merged: Optional[tuple[Path, str]] = None) -> ModelRef:
@@ -169,7 +130,7 @@ def resolve_model(spec: ModelSpec, exp: Experiment, role: str, *, merged: Option
         folder = Path(spec.path if spec.path is not None else exp.local_models[spec.hub]).resolve()
         check_weights(folder, spec.allow_pickle, what)
         return ModelRef(pretrained=str(folder), identity=folder_identity(folder), local_path=folder, **common)
-    snapshot, sha = hub_snapshot(spec.hub, spec.revision, offline=exp.offline or env_offline())
+    snapshot, sha = model_snapshot(spec.hub, spec.revision, offline=exp.offline or env_offline())
     if snapshot is not None:
         check_weights(snapshot, spec.allow_pickle, what)
     return ModelRef(pretrained=spec.hub, revision=sha, identity=f"hub:{spec.hub}@{sha}", local_path=snapshot, **common)
@@ -179,6 +140,3 @@ def fixtures_root(exp: Experiment) -> Path:
     """Tiny fixture models live in a cache beside the results folder (rebuilt if missing)."""
     return Path(exp.output.results).resolve().parent / ".cache" / "evalsuite" / "fixtures"
 
-
-def env_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}

@@ -25,7 +25,7 @@ from evalsuite.faults import checkpoint
 from evalsuite.errors import UserError
 from evalsuite.models.merge_plan import MergePlan, build_plan, release_loaders
 from evalsuite.models.merge_recipe import Recipe, check_parents, load_recipe, resolve_parents
-from evalsuite.store import disk_full, normal_modes, swap_folder, sweep_stale, temp_prefix
+from evalsuite.store import disk_full, file_sha256, normal_modes, swap_folder, sweep_stale, temp_prefix
 
 MARKER = "evalsuite_merge.json"
 PLAN_FILE = "merge_plan.json"
@@ -95,18 +95,10 @@ def _fingerprint(inputs: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
-def _sha256(file: Path) -> str:
-    h = hashlib.sha256()
-    with open(file, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _output_files(folder: Path) -> dict[str, dict[str, Any]]:
     """size + sha256 of every file the merge wrote (the marker itself excluded)."""
     return {
-        p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+        p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
         for p in sorted(folder.iterdir())
         if p.is_file() and p.name != MARKER
     }
@@ -130,7 +122,7 @@ def verify_output(folder: Path, fingerprint: str) -> Optional[str]:
             return f"{name} missing"
         if f.stat().st_size != want["size"]:
             return f"{name} has the wrong size"
-        if _sha256(f) != want["sha256"]:
+        if file_sha256(f) != want["sha256"]:
             return f"{name} hash mismatch"
     return None
 

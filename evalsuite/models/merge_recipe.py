@@ -7,9 +7,6 @@ Every problem a user can fix becomes a one-line `UserError` naming the key, fold
 from __future__ import annotations
 
 import json
-import os
-import re
-import struct
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
@@ -17,8 +14,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from evalsuite.errors import UserError
+from evalsuite.hub import HUB_ID, env_offline, snapshot
+from evalsuite.models.model_files import INDEX_FILE, SINGLE_FILE, folder_headers, tokenizer_vocab
+from evalsuite.store import file_sha256
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+\Z")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
 
@@ -151,19 +150,14 @@ def _numbers(value: Any) -> list[float]:
 # --- model references -> local folders ------------------------------------------------------------
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
-
-
 def hub_snapshot(repo_id: str, revision: Optional[str]) -> Path:
     """The HF-cache snapshot folder of `repo_id` at `revision` (downloads only when online)."""
-    from huggingface_hub import snapshot_download
-
+    offline = env_offline()
     try:
-        return Path(snapshot_download(repo_id, revision=revision, local_files_only=_offline()))
+        return snapshot(repo_id, revision, local_only=offline)
     except Exception as exc:  # not cached offline, unknown repo, auth: all user-fixable
         rev = f"@{revision}" if revision else ""
-        how = "not in the Hugging Face cache and the run is offline" if _offline() else _one_line(exc)
+        how = "not in the Hugging Face cache and the run is offline" if offline else _one_line(exc)
         raise UserError(f"model {repo_id}{rev}: no such folder, and {how}; map it to a folder with local_models") from exc
 
 
@@ -214,8 +208,8 @@ def _read_config(folder: Path, name: str) -> dict[str, Any]:
     cfg_file = folder / "config.json"
     if not cfg_file.is_file():
         raise UserError(f"model {name}: {folder} has no config.json (not a transformers model folder)")
-    if not (folder / "model.safetensors").is_file() and not (folder / "model.safetensors.index.json").is_file():
-        raise UserError(f"model {name}: {folder} has no model.safetensors or model.safetensors.index.json")
+    if not (folder / SINGLE_FILE).is_file() and not (folder / INDEX_FILE).is_file():
+        raise UserError(f"model {name}: {folder} has no {SINGLE_FILE} or {INDEX_FILE}")
     cfg = json.loads(cfg_file.read_text())
     arch = (cfg.get("architectures") or [cfg.get("model_type", "?")])[0]
     layers = cfg.get("num_hidden_layers", (cfg.get("text_config") or {}).get("num_hidden_layers"))
@@ -239,30 +233,12 @@ def _map_refs(obj: Any, cls: type, fn: Callable[[Any], Any]) -> Any:
 # --- preflight on headers --------------------------------------------------------------------------
 
 
-def safetensors_header(file: Path) -> dict[str, dict]:
-    """tensor name -> {dtype, shape} from a safetensors header (reads only the header bytes)."""
-    with open(file, "rb") as fh:
-        raw = fh.read(8)
-        if len(raw) != 8:
-            raise UserError(f"{file}: truncated safetensors file")
-        (size,) = struct.unpack("<Q", raw)
-        try:
-            header = json.loads(fh.read(size))
-        except ValueError as exc:
-            raise UserError(f"{file}: corrupt safetensors header") from exc
-    header.pop("__metadata__", None)
-    return header
-
-
-def weight_headers(folder: Path) -> dict[str, dict]:
-    """All tensors of a model folder (sharded or not): name -> {dtype, shape}."""
-    index = folder / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else ["model.safetensors"]
+def weight_headers(folder: Path, what: str) -> dict[str, dict]:
+    """All tensors of a model folder (sharded or not): name -> {dtype, shape}, from the headers
+    `models.model_files` reads (and checks) for `models.check` too."""
     out: dict[str, dict] = {}
-    for name in files:
-        if not (folder / name).is_file():
-            raise UserError(f"{folder}: shard {name} named in the index is missing")
-        out.update(safetensors_header(folder / name))
+    for header in folder_headers(folder, what).values():
+        out.update({name: {"dtype": t.dtype, "shape": list(t.shape)} for name, t in header.items()})
     return out
 
 
@@ -273,7 +249,7 @@ def check_parents(recipe: Recipe) -> dict[str, dict[str, dict]]:
     for p in parents:
         if p.architecture != first.architecture:
             raise UserError(f"architecture mismatch: {first.ref} is {first.architecture} but {p.ref} is {p.architecture}")
-    headers = {p.ref: weight_headers(p.path) for p in parents}
+    headers = {p.ref: weight_headers(p.path, f"model {p.ref}") for p in parents}
     vocab_ok = recipe.config.tokenizer_source is not None or recipe.config.tokenizer is not None
     if recipe.config.models:
         for p in parents:
@@ -297,12 +273,10 @@ def check_parents(recipe: Recipe) -> dict[str, dict[str, dict]]:
 
 def _check_tokenizers(first: Parent, parents: list[Parent]) -> None:
     """Same vocabulary (token -> id) everywhere, unless the recipe says where the tokenizer comes from."""
-    import hashlib
-
     def digest(p: Parent) -> Optional[tuple[str, str]]:
         for name in TOKENIZER_FILES:
             if (p.path / name).is_file():
-                return name, hashlib.sha256((p.path / name).read_bytes()).hexdigest()
+                return name, file_sha256(p.path / name)
         return None
 
     ref_digest = digest(first)
@@ -312,7 +286,7 @@ def _check_tokenizers(first: Parent, parents: list[Parent]) -> None:
             continue
         if d[0] != ref_digest[0] or d[0] != "tokenizer.json":
             raise UserError(f"tokenizer mismatch: {first.ref} and {p.ref} ship different tokenizers; set tokenizer_source in the recipe")
-        a, b = _vocab(first.path / "tokenizer.json"), _vocab(p.path / "tokenizer.json")
+        a, b = (tokenizer_vocab(json.loads((q.path / "tokenizer.json").read_text(encoding="utf-8"))) for q in (first, p))
         for tok in sorted(set(a) | set(b), key=lambda t: (a.get(t, b.get(t)), t)):
             if a.get(tok) != b.get(tok):
                 raise UserError(
@@ -320,12 +294,3 @@ def _check_tokenizers(first: Parent, parents: list[Parent]) -> None:
                     "set tokenizer_source in the recipe"
                 )
 
-
-def _vocab(file: Path) -> dict[str, int]:
-    data = json.loads(file.read_text(encoding="utf-8"))
-    vocab = (data.get("model") or {}).get("vocab") or {}
-    if isinstance(vocab, list):  # Unigram: [[piece, score], ...]
-        vocab = {piece: i for i, (piece, _score) in enumerate(vocab)}
-    out = dict(vocab)
-    out.update({t["content"]: t["id"] for t in data.get("added_tokens", [])})
-    return out

@@ -283,9 +283,9 @@ def harness_code_hash() -> str:
 @lru_cache(maxsize=1)
 def task_files_hash() -> str:
     """Content hash of the installed lm-eval leaderboard task files (YAML and Python hooks)."""
-    import lm_eval
+    from evalsuite.lm_eval_api import leaderboard_dir
 
-    root = Path(lm_eval.__file__).parent / "tasks" / "leaderboard"
+    root = leaderboard_dir()
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.suffix in {".yaml", ".py", ""} and "__pycache__" not in p.parts:

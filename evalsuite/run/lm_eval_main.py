@@ -16,15 +16,10 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+from evalsuite.lm_eval_api import leaderboard_dir
 
 FULL_INDEX_ENV = "EVALSUITE_FULL_TASK_INDEX"  # "1": index lm-eval's whole task tree (task_index: full)
-
-
-def leaderboard_dir() -> Path:
-    import lm_eval
-
-    return Path(lm_eval.__file__).parent / "tasks" / "leaderboard"
 
 
 def install_leaderboard_index() -> None:

@@ -1,0 +1,75 @@
+"""The Hugging Face hub in one place: what a repo id looks like, whether the run is offline, and a
+repo's snapshot in the local HF cache (through `huggingface_hub.snapshot_download`; evalsuite
+never reads the cache layout itself).
+
+Light on purpose: `huggingface_hub` is imported only inside the functions that call it, so the
+config can take `HUB_ID` from here without loading the hub client.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal, Optional
+
+from evalsuite.errors import UserError
+
+_REPO = r"[A-Za-z0-9][\w.\-]*/[\w.\-]+"
+HUB_ID = re.compile(rf"^{_REPO}\Z")  # \Z, not $: "$" also matches before a final newline
+# `org/name[@revision]`, as `evalsuite import` and `published:` sources take it
+HUB_ID_AT = re.compile(rf"^(?P<repo>{_REPO})(?:@(?P<rev>[\w./-]+))?$")
+
+RepoType = Literal["model", "dataset"]
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def env_true(*names: str) -> bool:
+    """Is any of these environment variables set to 1/true/yes/on (any case)?"""
+    return any(os.environ.get(k, "").strip().lower() in _TRUE for k in names)
+
+
+def env_offline() -> bool:
+    """`HF_HUB_OFFLINE` as the environment holds it now."""
+    return env_true("HF_HUB_OFFLINE")
+
+
+def snapshot(repo_id: str, revision: Optional[str] = None, *, repo_type: RepoType = "model",
+             local_only: bool = True, allow_patterns: Optional[list[str]] = None) -> Path:
+    """The HF-cache snapshot folder of a repo at `revision` (downloaded unless `local_only`); the
+    hub client's own errors pass through."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision, local_files_only=local_only,
+                                  allow_patterns=allow_patterns))
+
+
+def cached_snapshot(repo_id: str, revision: Optional[str] = None, repo_type: RepoType = "model") -> Optional[Path]:
+    """The snapshot folder the local HF cache holds (its folder name is the commit sha), or None."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot(repo_id, revision, repo_type=repo_type, local_only=True)
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+
+
+def model_snapshot(repo_id: str, revision: Optional[str], offline: bool) -> tuple[Optional[Path], Optional[str]]:
+    """(snapshot folder in the HF cache or None, commit sha or None) of a model repo: the cache
+    first; online, the hub names the commit (lm-eval downloads the files)."""
+    path = cached_snapshot(repo_id, revision)
+    if path is not None:
+        return path, path.name
+    if offline:
+        rev = f"@{revision}" if revision else ""
+        raise UserError(
+            f"model {repo_id}{rev} is not in the Hugging Face cache ({os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}) "
+            "and the run is offline: download it first or map it with local_models:"
+        )
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi().model_info(repo_id, revision=revision)
+    except Exception as exc:  # network, auth, not found: all user-fixable
+        raise UserError(f"model {repo_id}: cannot resolve on the hub: {str(exc).splitlines()[0]}") from exc
+    return None, info.sha

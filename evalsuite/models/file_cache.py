@@ -1,0 +1,35 @@
+"""evalsuite's per-file caches (content hashes of model files, the NaN/inf verdicts of
+`models.check`): small JSON maps under `$EVALSUITE_CACHE` (default `~/.cache/evalsuite`), keyed
+by path, size and mtime, so a changed file is looked at again. Written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EVALSUITE_CACHE", Path.home() / ".cache" / "evalsuite"))
+
+
+def file_key(path: Path, prefix: str = "") -> str:
+    st = path.stat()
+    return f"{prefix}{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def read_cache(name: str) -> dict:
+    """The cache file `name` as a dict ({} when absent, unreadable or not a JSON object)."""
+    try:
+        cache = json.loads((cache_dir() / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def write_cache(name: str, cache: dict) -> None:
+    from evalsuite.store import atomic_write_text
+
+    path = cache_dir() / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(cache, indent=0, sort_keys=True))
