@@ -176,10 +176,11 @@ def _peak_rss_kib() -> float:
 
 def measure(root: Path, reports: Path, n_boot: int) -> dict:
     """The measured step: load, compare, render (what `evalsuite report` does)."""
+    from evalsuite.config import StatsSettings
     from evalsuite.report import build_report
 
     t0 = time.perf_counter()  # after imports: the parent also times the whole child process
-    paths = build_report(root, "bench", reports, n_boot=n_boot, published=Path(__file__).resolve().parent.parent / "examples" / "published_scores.csv")
+    paths = build_report(root, "bench", reports, stats=StatsSettings(n_boot=n_boot), published=Path(__file__).resolve().parent.parent / "examples" / "published_scores.csv")
     wall = time.perf_counter() - t0
     peak_mib = _peak_rss_kib() / 1024
     return {"wall_s": round(wall, 2), "peak_rss_mib": round(peak_mib, 1), "html_bytes": paths.html.stat().st_size, "html": str(paths.html)}

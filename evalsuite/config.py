@@ -161,6 +161,21 @@ class Output(_Strict):
     reports: Path = Path("reports")
 
 
+class StatsSettings(_Strict):
+    """The paired statistics' settings (compare, report, regress, verify). The commands' options
+    are generated from these fields (`evalsuite.cli.options.stats_options`); a value given on the
+    command line wins over the experiment file's."""
+
+    n_boot: int = Field(default=2000, ge=100, description="Bootstrap resamples.", json_schema_extra={"option": "--boot"})
+    seed: int = Field(default=0, description="Bootstrap seed (same seed, same intervals).")
+    alpha: float = Field(default=0.05, gt=0, le=1, description="Significance level of the paired test (after Holm's correction).")
+    level: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of the bootstrap intervals.")
+
+    def over(self, base: "StatsSettings") -> "StatsSettings":
+        """`base` with the values set explicitly here (e.g. on the command line) put over it."""
+        return base.model_copy(update={k: getattr(self, k) for k in self.model_fields_set})
+
+
 class Experiment(_Strict):
     name: str
     candidate: ModelSpec
@@ -176,6 +191,7 @@ class Experiment(_Strict):
     executor: ExecutorConfig = ExecutorConfig()
     data: DataSource = DataSource()
     output: Output = Output()
+    stats: StatsSettings = StatsSettings()
     local_models: dict[str, Path] = Field(default_factory=dict)  # hub id -> local folder
     # set by `evalsuite sweep`, not in files: benchmark -> leaf task -> document indices (lm-eval's
     # `--samples`) the candidate is evaluated on, a seeded stratified subset of each task (the

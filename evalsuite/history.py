@@ -13,7 +13,6 @@ files) happens before the transaction starts.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import sqlite3
 import time
@@ -221,37 +220,16 @@ def new_run_id(now: Optional[float] = None) -> str:
 # recording
 
 
-def _stderr_norm(se: Optional[float], baseline: float) -> Optional[float]:
-    """A subtask's standard error through normalize()'s linear map (see evalsuite.score)."""
-    if se is None or not math.isfinite(se):
-        return None
-    return 100.0 * se / (1.0 - baseline)
-
-
 def _job_scores(model: str, results_file: Path) -> list[ScoreEntry]:
     """Normalized scores (benchmark and subtasks, with standard errors) of one job's results."""
-    from evalsuite.score import read_results_file, score_model, stderr_key
-    from evalsuite.suite import load_suite
+    from evalsuite.score import read_results_file, score_model
 
-    suite = load_suite()
-    results = read_results_file(results_file)
-    scored = score_model(results, suite)
     out: list[ScoreEntry] = []
-    for s in scored.scores.values():
-        bench = suite.get(s.benchmark)
-        metrics = s.metrics  # the keys the scorer read (older task code names them otherwise)
-        common = dict(model=model, benchmark=bench.id, score_id=s.id, display=s.display, in_average=s.in_average)
+    for s in score_model(read_results_file(results_file)).scores.values():
+        common = dict(model=model, benchmark=s.benchmark, score_id=s.id, display=s.display, in_average=s.in_average)
         out.append(ScoreEntry(value=s.value, stderr=s.stderr, raw=s.raw, **common))
-        for key, value in s.subtasks.items():
-            if bench.combine == "mean_of_metrics":  # keys are metric keys of the one task
-                task, metric = bench.leaf_tasks[0], key
-            else:
-                task, metric = key, metrics[0]
-            values = results.metrics.get(task, {})
-            out.append(ScoreEntry(
-                subtask=key, value=value, raw=values.get(metric),
-                stderr=_stderr_norm(values.get(stderr_key(metric)), bench.baseline_for(task)), **common,
-            ))
+        out += [ScoreEntry(subtask=key, value=value, raw=s.subtask_raw.get(key), stderr=s.subtask_stderr.get(key), **common)
+                for key, value in s.subtasks.items()]
     return out
 
 
@@ -480,55 +458,3 @@ def resolve_run(results_root: Path, ref: str) -> RunInfo:
     with closing(_connect(results_root, create=False)) as conn:
         row = conn.execute("SELECT run_id FROM baselines WHERE name = ?", (ref,)).fetchone()
     return get_run(results_root, row["run_id"] if row else ref)
-
-
-# ---------------------------------------------------------------------------------------------
-# trend plot
-
-
-def trend_figure(results_root: Path, experiment: str, *, model: Optional[str] = None):
-    """A matplotlib Figure: each benchmark's normalized score over the experiment's recorded runs
-    (one panel per benchmark, one line per model, error bars = standard errors)."""
-    from matplotlib.figure import Figure
-
-    from evalsuite.suite import load_suite
-
-    runs = list_runs(results_root, experiment=experiment, model=model)
-    if not runs:
-        raise UserError(f"{db_path(results_root)}: no recorded run of experiment {experiment!r}")
-    suite = load_suite()
-    benches = [b for b in suite.benchmarks if any(s.benchmark == b.id for r in runs for s in r.scores)]
-    cols = min(3, len(benches))
-    rows = math.ceil(len(benches) / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
-    labels = [time.strftime("%m-%d %H:%M", time.localtime(r.created)) for r in runs]
-    for k, bench in enumerate(benches):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        names = list(dict.fromkeys(m.name for r in runs for m in r.models if model is None or m.name == model))
-        for name in names:
-            xs, ys, es = [], [], []
-            for i, r in enumerate(runs):
-                s = r.main_scores(name).get(bench.id)
-                if s is not None:
-                    xs.append(i)
-                    ys.append(s.value)
-                    es.append(s.stderr or 0.0)
-            if xs:
-                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
-        ax.set_title(bench.display)
-        ax.set_ylabel("normalized score")
-        ax.set_xticks(range(len(runs)), labels, rotation=45, ha="right", fontsize=7)
-        ax.grid(alpha=0.3)
-        if k == 0:
-            ax.legend(fontsize=7)
-    fig.suptitle(f"{experiment}: scores per recorded run")
-    return fig
-
-
-def trend_png(results_root: Path, experiment: str, *, model: Optional[str] = None, dpi: int = 100) -> bytes:
-    """`trend_figure` rendered to PNG bytes (for embedding in reports)."""
-    import io
-
-    buf = io.BytesIO()
-    trend_figure(results_root, experiment, model=model).savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()

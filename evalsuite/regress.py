@@ -25,11 +25,11 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field
 
+from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
 from evalsuite.history import JobEntry, RunInfo, get_run, latest_run, resolve_run
 
 DEFAULT_TOLERANCE = 1.0
-DEFAULT_ALPHA = 0.05
 
 Status = Literal["regression", "improvement", "unchanged"]
 
@@ -173,22 +173,18 @@ def regress(
     current: Optional[str] = None,
     *,
     tolerance: float = DEFAULT_TOLERANCE,
-    alpha: float = DEFAULT_ALPHA,
+    stats: StatsSettings = StatsSettings(),
     allow_drift: bool = False,
-    n_boot: int = 2000,
-    seed: int = 0,
 ) -> RegressReport:
     """Compare run `current` (default: the latest run of the baseline's experiment) with
     `baseline` (a baseline name or run id). Raises UserError for unknown runs or bad numbers."""
     if not tolerance >= 0:
         raise UserError(f"--tolerance must be >= 0 normalized points, got {tolerance}")
-    if not 0 < alpha <= 1:
-        raise UserError(f"--alpha must be in (0, 1], got {alpha}")
     results_root = Path(results_root)
     base = resolve_run(results_root, baseline)
     cur = get_run(results_root, current) if current else latest_run(results_root, experiment=base.experiment)
     report = RegressReport(experiment=cur.experiment, baseline_run=base.run_id, current_run=cur.run_id,
-                           tolerance=tolerance, alpha=alpha, allow_drift=allow_drift)
+                           tolerance=tolerance, alpha=stats.alpha, allow_drift=allow_drift)
     if base.experiment != cur.experiment:
         report.notes.append(f"runs of different experiments: baseline {base.experiment}, current {cur.experiment}")
     if base.run_id == cur.run_id:
@@ -200,14 +196,18 @@ def regress(
     cells, report.differences = comparability(base, cur)
     if report.differences and not allow_drift:
         return report
-    report.results = _compare_cells(results_root, base, cur, cells, tolerance, alpha, n_boot, seed, report.notes)
+    report.results = _compare_cells(results_root, base, cur, cells, tolerance, stats, report.notes)
     return report
 
 
 def _compare_cells(results_root: Path, base: RunInfo, cur: RunInfo, cells: list[tuple[str, str, str]], tolerance: float,
-                   alpha: float, n_boot: int, seed: int, notes: list[str]) -> list[BenchmarkResult]:
-    from evalsuite.compare import compare_models, holm, read_benchmark_samples, verdict
+                   stats: StatsSettings, notes: list[str]) -> list[BenchmarkResult]:
+    from evalsuite.compare import compare_models
+    from evalsuite.samples import read_benchmark_samples
+    from evalsuite.stats import holm, verdict
     from evalsuite.suite import load_suite
+
+    alpha = stats.alpha
 
     suite = load_suite()
     results: list[BenchmarkResult] = []
@@ -241,7 +241,7 @@ def _compare_cells(results_root: Path, base: RunInfo, cur: RunInfo, cells: list[
             docs["baseline"][r.benchmark], docs["current"][r.benchmark] = pair
         if not docs["current"]:
             continue
-        comparison = compare_models(docs, "current", ["baseline"], suite=suite, n_boot=n_boot, seed=seed, alpha=alpha)
+        comparison = compare_models(docs, "current", ["baseline"], suite=suite, stats=stats)
         found = {row.score_id: row for row in comparison.rows}
         for r in rows:
             row = found.get(r.benchmark)

@@ -41,6 +41,13 @@ def normalize(raw: float, baseline: float) -> float:
     return max(raw - baseline, 0.0) / (1.0 - baseline) * 100.0
 
 
+def normalize_stderr(se: Optional[float], baseline: float) -> Optional[float]:
+    """A subtask's standard error through normalize()'s linear map; None when lm-eval gave none."""
+    if se is None or not math.isfinite(se):
+        return None
+    return 100.0 * se / (1.0 - baseline)
+
+
 def stderr_key(metric: str) -> str:
     """`acc_norm,none` -> `acc_norm_stderr,none` (lm-eval's naming)."""
     name, _, filt = metric.partition(",")
@@ -344,6 +351,10 @@ class Score(BaseModel):
     """normalized standard error (module docstring), None when lm-eval gave none"""
     subtasks: dict[str, float]
     """normalized value per leaf task (per metric key for mean_of_metrics)"""
+    subtask_raw: dict[str, float] = Field(default_factory=dict)
+    """raw value per key of `subtasks`, as the results file gives it"""
+    subtask_stderr: dict[str, Optional[float]] = Field(default_factory=dict)
+    """normalized standard error per key of `subtasks` (`normalize_stderr`)"""
     in_average: bool
     label: Optional[str] = None
     """what produced the number (MATH: which parser), from the suite file; None: nothing to say"""
@@ -482,6 +493,7 @@ def _score_one(
         raw = {t: _metric_value(results, t, m) for t in tasks}
         se = {t: _metric_value(results, t, stderr_key(m), required=False) for t in tasks}
     value, raw_agg, per_key = aggregate_detail(bench, raw, n_by_task)  # type: ignore[arg-type]
+    baselines = dict(zip(per_key, _baselines(bench, list(per_key))))
     return Score(
         id=sid,
         display=display,
@@ -490,6 +502,8 @@ def _score_one(
         raw=raw_agg,
         stderr=aggregate_stderr(bench, se, n_by_task),
         subtasks=per_key,
+        subtask_raw={k: raw[k] for k in per_key},  # type: ignore[misc]
+        subtask_stderr={k: normalize_stderr(se[k], baselines[k]) for k in per_key},
         in_average=in_average,
         label=label,
         task_version=task_version,

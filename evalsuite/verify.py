@@ -43,18 +43,10 @@ from typing import Any, Literal, Optional, Union
 import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
-from evalsuite.compare import (
-    SAMPLES_NAME,
-    TaskDocs,
-    _job_record,
-    _read_json,
-    _rng,
-    bootstrap_score,
-    interval,
-    metrics_needed,
-    read_benchmark_samples,
-    read_samples,
-)
+from evalsuite.compare import _job_record, _read_json
+from evalsuite.config import StatsSettings
+from evalsuite.samples import SAMPLES_NAME, TaskDocs, metrics_needed, read_benchmark_samples, read_records, read_samples
+from evalsuite.stats import _rng, bootstrap_score, interval
 from evalsuite.errors import UserError
 from evalsuite.suite import Benchmark, Suite, load_suite
 
@@ -289,7 +281,7 @@ class Verification(BaseModel):
     tolerance: str
     n_boot: int
     seed: int
-    level: float = 0.95
+    level: float
     benchmarks: list[BenchmarkCheck]
     passed: bool
     reasons: list[str]  # "<benchmark>: <reason>" / "<benchmark>: <task>: <reason>", in order
@@ -308,11 +300,9 @@ def _args(rec: dict) -> list[list[Any]]:
 
 def _records(docs: TaskDocs, positions: Sequence[int]) -> Iterator[dict]:
     """Full records at `positions` (indices into docs), in that order, BATCH lines at a time."""
-    from evalsuite.report.samples import _read_lines
-
     for k in range(0, len(positions), BATCH):
         part = [int(p) for p in positions[k:k + BATCH]]
-        got = _read_lines(docs, part)
+        got = read_records(docs, part)
         for p in part:
             yield got[p]
 
@@ -444,7 +434,7 @@ def _difference_notes(tasks: Sequence[TaskCheck]) -> list[str]:
     return notes
 
 
-def check_benchmark(bench: Benchmark, local: Side, ref: Side, tolerance: Tolerance, n_boot: int, seed: int, level: float) -> BenchmarkCheck:
+def check_benchmark(bench: Benchmark, local: Side, ref: Side, tolerance: Tolerance, stats: StatsSettings) -> BenchmarkCheck:
     out = BenchmarkCheck(benchmark=bench.id, display=bench.display)
     ldocs = local.docs[bench.id]
     rdocs = ref.docs.get(bench.id)
@@ -465,10 +455,10 @@ def check_benchmark(bench: Benchmark, local: Side, ref: Side, tolerance: Toleran
     out.paired = sum(tc.paired for tc in out.tasks)
     out.notes = _difference_notes(out.tasks)
     if len(index) == len(bench.leaf_tasks) and all(len(ix[0]) for ix in index.values()):
-        point, draws = bootstrap_score(bench, list(bench.metrics), [ldocs, rdocs], n_boot, _rng(seed, "verify", bench.id), index)
+        point, draws = bootstrap_score(bench, list(bench.metrics), [ldocs, rdocs], stats.n_boot, _rng(stats.seed, "verify", bench.id), index)
         out.local, out.reference = point
         out.delta = point[0] - point[1]
-        out.ci_low, out.ci_high = interval(draws[:, 0] - draws[:, 1], level)
+        out.ci_low, out.ci_high = interval(draws[:, 0] - draws[:, 1], stats.level)
         if tolerance == "se":
             whole = all(len(index[t][0]) == len(ldocs[t]) for t in bench.leaf_tasks)
             se = local.stderr.get(bench.id) if whole else None
@@ -485,10 +475,10 @@ def check_benchmark(bench: Benchmark, local: Side, ref: Side, tolerance: Toleran
 
 
 def verify_sides(model: str, experiment: str, local: Side, ref: Side, *, benchmarks: Sequence[str], suite: Optional[Suite] = None,
-                 tolerance: Tolerance = "se", n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                 tolerance: Tolerance = "se", stats: StatsSettings = StatsSettings(),
                  limit: Optional[int] = None) -> Verification:
     suite = suite or load_suite()
-    checks = [check_benchmark(b, local, ref, tolerance, n_boot, seed, level) for b in suite.benchmarks
+    checks = [check_benchmark(b, local, ref, tolerance, stats) for b in suite.benchmarks
               if b.id in benchmarks and b.id in local.docs]
     if not any(c.tasks for c in checks):
         raise UserError(f"{ref.where}: the reference holds none of the tasks of {model}'s run ({', '.join(c.benchmark for c in checks)})")
@@ -496,8 +486,8 @@ def verify_sides(model: str, experiment: str, local: Side, ref: Side, *, benchma
     notes = [f"{c.benchmark}: {n}" for c in checks for n in c.notes]
     return Verification(model=model, experiment=experiment, local=local.where, reference=ref.where,
                         reference_import=ref.imported, limit=limit,
-                        tolerance="se" if tolerance == "se" else f"{float(tolerance):g} points", n_boot=n_boot, seed=seed,
-                        level=level, benchmarks=checks, passed=not reasons, reasons=reasons, notes=notes)
+                        tolerance="se" if tolerance == "se" else f"{float(tolerance):g} points", n_boot=stats.n_boot, seed=stats.seed,
+                        level=stats.level, benchmarks=checks, passed=not reasons, reasons=reasons, notes=notes)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,16 +11,10 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from evalsuite.compare import (
-    TaskDocs,
-    aggregate_draws,
-    bootstrap_score,
-    compare_models,
-    holm,
-    mcnemar_exact,
-    pair_docs,
-    read_samples,
-)
+from evalsuite.compare import compare_models
+from evalsuite.config import StatsSettings
+from evalsuite.samples import TaskDocs, pair_docs, read_samples
+from evalsuite.stats import aggregate_draws, bootstrap_score, holm, mcnemar_exact
 from evalsuite.score import aggregate
 from evalsuite.suite import load_suite
 
@@ -103,7 +97,7 @@ def test_identical_samples_are_indistinguishable():
     rng = np.random.default_rng(3)
     acc = (rng.random(400) < 0.4).astype(float).tolist()
     docs = {"cand": single("mmlu_pro", {"acc,none": acc}), "par": single("mmlu_pro", {"acc,none": acc})}
-    cmp = compare_models(docs, "cand", ["par"], n_boot=500, seed=1)
+    cmp = compare_models(docs, "cand", ["par"], stats=StatsSettings(n_boot=500, seed=1))
     (row,) = cmp.rows
     assert row.verdict == "indistinguishable"
     assert row.delta == 0.0 and row.ci_low == 0.0 and row.ci_high == 0.0
@@ -113,7 +107,7 @@ def test_identical_samples_are_indistinguishable():
 def test_candidate_right_on_clearly_more_documents_is_better_with_mcnemars_exact_p():
     a, b = pattern(both=50, only_a=60, only_b=20, neither=70)
     docs = {"cand": single("mmlu_pro", {"acc,none": a}), "par": single("mmlu_pro", {"acc,none": b})}
-    cmp = compare_models(docs, "cand", ["par"], n_boot=1000, seed=0)
+    cmp = compare_models(docs, "cand", ["par"], stats=StatsSettings(n_boot=1000, seed=0))
     (row,) = cmp.rows
     assert (row.only_candidate, row.only_parent, row.n_docs) == (60, 20, 200)
     assert row.p_value == pytest.approx(mcnemar_by_hand(60, 20), rel=1e-12)
@@ -125,7 +119,7 @@ def test_candidate_right_on_clearly_more_documents_is_better_with_mcnemars_exact
     assert 0 < row.ci_low < row.delta < row.ci_high
     assert row.verdict == "better"
     # and the other way round
-    swapped = compare_models({"cand": docs["par"], "par": docs["cand"]}, "cand", ["par"], n_boot=1000, seed=0)
+    swapped = compare_models({"cand": docs["par"], "par": docs["cand"]}, "cand", ["par"], stats=StatsSettings(n_boot=1000, seed=0))
     assert swapped.rows[0].verdict == "worse"
     assert swapped.rows[0].p_value == row.p_value
 
@@ -137,7 +131,7 @@ def test_holm_runs_over_all_scores_compared_with_one_parent():
     ga, gb = pattern(both=20, only_a=25, only_b=11, neither=44)  # 100 docs per subtask
     docs["cand"]["gpqa"] = {t: TaskDocs.from_values(t, {"acc_norm,none": ga}) for t in gpqa.leaf_tasks}
     docs["par"]["gpqa"] = {t: TaskDocs.from_values(t, {"acc_norm,none": gb}) for t in gpqa.leaf_tasks}
-    cmp = compare_models(docs, "cand", ["par"], n_boot=1000, seed=0)
+    cmp = compare_models(docs, "cand", ["par"], stats=StatsSettings(n_boot=1000, seed=0))
     by = {r.score_id: r for r in cmp.rows}
     g = by["gpqa"]
     assert (g.only_candidate, g.only_parent) == (75, 33)
@@ -158,7 +152,7 @@ def test_holm_adjustment_decides_the_verdict():
     same = {"prompt_level_strict_acc,none": [True, False] * 50, "inst_level_strict_acc,none": [[True], [False, True]] * 50}
     for m in ("cand", "par"):
         docs[m]["ifeval"] = {ifeval.leaf_tasks[0]: TaskDocs.from_values(ifeval.leaf_tasks[0], same)}
-    cmp = compare_models(docs, "cand", ["par"], n_boot=1000, seed=0)
+    cmp = compare_models(docs, "cand", ["par"], stats=StatsSettings(n_boot=1000, seed=0))
     by = {r.score_id: r for r in cmp.rows}
     assert by["mmlu_pro"].p_value == pytest.approx(raw)
     assert by["mmlu_pro"].p_holm == pytest.approx(min(1.0, 2 * raw))  # two tests in the family
@@ -192,8 +186,8 @@ def test_bootstrap_is_reproducible_with_a_seed_and_uses_the_leaderboard_aggregat
     assert abs(d1[:, 0].mean() - p1[0]) < 1.0  # centred on the estimate (clip at 0 adds a small bias)
     # whole comparisons are reproducible too, and independent of which other benchmarks are present
     docs = {"c": {"bbh": a}, "p": {"bbh": b}}
-    c1 = compare_models(docs, "c", ["p"], n_boot=300, seed=5)
-    c2 = compare_models(docs, "c", ["p"], n_boot=300, seed=5)
+    c1 = compare_models(docs, "c", ["p"], stats=StatsSettings(n_boot=300, seed=5))
+    c2 = compare_models(docs, "c", ["p"], stats=StatsSettings(n_boot=300, seed=5))
     assert c1 == c2
 
 
@@ -242,7 +236,7 @@ def test_ifeval_bootstrap_combines_prompt_and_instruction_level_and_mcnemar_uses
     cand = {"prompt_level_strict_acc,none": [True, True, False, True], "inst_level_strict_acc,none": [[True], [True, True], [False, True], [True]]}
     par = {"prompt_level_strict_acc,none": [False, True, False, False], "inst_level_strict_acc,none": [[False], [True, True], [True, False], [False]]}
     docs = {"c": {"ifeval": {task: TaskDocs.from_values(task, cand)}}, "p": {"ifeval": {task: TaskDocs.from_values(task, par)}}}
-    cmp = compare_models(docs, "c", ["p"], n_boot=200, seed=0)
+    cmp = compare_models(docs, "c", ["p"], stats=StatsSettings(n_boot=200, seed=0))
     (row,) = cmp.rows
     assert row.candidate == pytest.approx((3 / 4 + 5 / 6) / 2 * 100)  # inst level: 5 of 6 instructions
     assert row.parent_value == pytest.approx((1 / 4 + 3 / 6) / 2 * 100)
@@ -309,7 +303,7 @@ def test_resampling_has_the_variance_of_drawing_documents_with_replacement():
     """The multinomial-over-distinct-rows draw is the document bootstrap: for n documents with a
     0/1 metric at rate p the raw value's spread is sqrt(p (1 - p) / n), and paired columns keep
     their correlation (identical columns give identical draws)."""
-    from evalsuite.compare import _resample_raw
+    from evalsuite.stats import _resample_raw
 
     n, p = 400, 0.3
     x = np.array([1.0] * int(n * p) + [0.0] * (n - int(n * p)))
@@ -329,7 +323,7 @@ def test_resampling_has_the_variance_of_drawing_documents_with_replacement():
 def test_windowed_reader_yields_every_line_once_and_hashes_the_whole_file(tmp_path: Path, window: int):
     import hashlib
 
-    from evalsuite.compare import _lines
+    from evalsuite.samples import _lines
     from evalsuite.errors import UserError
 
     rng = np.random.default_rng(0)

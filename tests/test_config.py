@@ -36,6 +36,8 @@ BAD = {
     "mirror missing": ("name: x\ncandidate:\n  hub: a/b\ndata:\n  source: mirror\n  mirror: nowhere\n", ":6: data.mirror: folder"),
     "not yaml": ("name: x\ncandidate: [\n", "invalid YAML"),
     "duplicate names": ("name: x\ncandidate:\n  hub: a/b\nparents:\n  - hub: c/b\n", "model names must be unique"),
+    "stats alpha": ("name: x\ncandidate:\n  hub: a/b\nstats:\n  alpha: 2\n", ":5: stats.alpha: Input should be less than or equal to 1"),
+    "stats few resamples": ("name: x\ncandidate:\n  hub: a/b\nstats:\n  n_boot: 10\n", ":5: stats.n_boot: Input should be greater than or equal to 100"),
 }
 
 
@@ -98,3 +100,40 @@ def test_user_error_is_raised_not_printed(tmp_path):
     cfg = write(tmp_path, BAD["limit zero"][0])
     with pytest.raises(UserError):
         load_experiment(cfg)
+
+
+def test_stats_settings_defaults_and_the_options_generated_from_them(tmp_path):
+    """One StatsSettings in the config; the commands' --boot/--seed/--alpha come from its fields
+    and only what the command line gives goes over the experiment file's values."""
+    import typer
+    from typer.testing import CliRunner
+
+    from evalsuite.cli.options import stats_options
+    from evalsuite.config import StatsSettings
+
+    assert StatsSettings().model_dump() == {"n_boot": 2000, "seed": 0, "alpha": 0.05, "level": 0.95}
+    exp = load_experiment(write(tmp_path, "name: x\ncandidate:\n  hub: a/b\nstats:\n  n_boot: 500\n  seed: 3\n"))
+    assert (exp.stats.n_boot, exp.stats.seed, exp.stats.alpha) == (500, 3, 0.05)
+    assert load_experiment(write(tmp_path, "name: x\ncandidate:\n  hub: a/b\n")).stats == StatsSettings()
+
+    got: list[StatsSettings] = []
+    app = typer.Typer()
+
+    @app.command()
+    @stats_options("n_boot", "seed", "alpha", alpha={"max": 0.5})
+    def cmd(name: str = typer.Option("n", "--name"), stats: StatsSettings = StatsSettings()) -> None:
+        got.append(stats.over(exp.stats))
+
+    runner = CliRunner()
+    help_text = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    for option in ("--boot", "--seed", "--alpha", "Bootstrap resamples.", "2000"):
+        assert option in help_text
+    assert "--n-boot" not in help_text and "--level" not in help_text
+    assert runner.invoke(app, ["--seed", "7"]).exit_code == 0
+    assert got[-1] == StatsSettings(n_boot=500, seed=7)  # the file's n_boot, the command line's seed
+    assert runner.invoke(app, ["--boot", "2000"]).exit_code == 0
+    assert got[-1] == StatsSettings(n_boot=2000, seed=3)  # given, though equal to the default
+    assert runner.invoke(app, ["--boot", "99"]).exit_code == 2  # the field's bound, checked by click
+    assert runner.invoke(app, ["--alpha", "0.6"]).exit_code == 2  # the command's narrower range
+    bad = runner.invoke(app, ["--alpha", "0"])
+    assert isinstance(bad.exception, UserError) and str(bad.exception) == "--alpha 0.0: input should be greater than 0"

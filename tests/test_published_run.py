@@ -40,7 +40,8 @@ def details_folder(demo_run, model: str, dest: Path) -> Path:
 def plant(demo_run, details: Path) -> dict:
     """PAYLOAD (HTML) at the head of every prompt of one BBH document of the published parent where
     it and the candidate disagree, so the report shows the parent's prompt; returns the doc."""
-    from evalsuite.compare import load_study, pair_docs
+    from evalsuite.compare import load_study
+    from evalsuite.samples import pair_docs
     from evalsuite.suite import load_suite
 
     study = load_study(demo_run.store.root, demo_run.exp.name)
@@ -117,11 +118,13 @@ def test_a_published_parent_is_imported_not_evaluated_and_marked_in_the_report(d
 def test_documents_whose_hash_differs_are_counted_not_paired():
     """A published parent's document with the candidate's doc_id but other content (e.g. GPQA's
     choices in another order) is not paired, and the comparison says how many there were."""
-    from evalsuite.compare import TaskDocs, compare_models
+    from evalsuite.compare import compare_models
+    from evalsuite.config import StatsSettings
+    from evalsuite.samples import TaskDocs
 
     acc = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
     cand = TaskDocs.from_values("leaderboard_mmlu_pro", {"acc,none": acc}, doc_hash=[f"h{i}" for i in range(6)])
     par = TaskDocs.from_values("leaderboard_mmlu_pro", {"acc,none": acc}, doc_hash=["h0", "h1", "other", "h3", "other", "h5"])
     (row,) = compare_models({"cand": {"mmlu_pro": {"leaderboard_mmlu_pro": cand}}, "par": {"mmlu_pro": {"leaderboard_mmlu_pro": par}}},
-                            "cand", ["par"], n_boot=200, seed=0).rows
+                            "cand", ["par"], stats=StatsSettings(n_boot=200, seed=0)).rows
     assert (row.n_docs, row.hash_differs, row.unpaired) == (4, 2, 4)

@@ -29,7 +29,8 @@ import yaml
 from markupsafe import escape
 
 from evalsuite.cli.main import main
-from evalsuite.compare import load_study, pair_docs
+from evalsuite.compare import load_study
+from evalsuite.samples import pair_docs
 from evalsuite.score import score_paths
 from evalsuite.suite import load_suite
 

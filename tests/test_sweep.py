@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from evalsuite.cli.main import main
-from evalsuite.compare import TaskDocs
+from evalsuite.samples import TaskDocs
 from evalsuite.score import aggregate
 from evalsuite.store import JobRecord, Store
 from evalsuite.suite import load_suite

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import typer
 
+from evalsuite.cli.options import stats_options
+from evalsuite.config import StatsSettings
 
+
+@stats_options("n_boot", "seed", "alpha", alpha={"min": 0.0001, "max": 0.5})
 def compare(
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
-    boot: int = typer.Option(2000, "--boot", min=100, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed (same seed, same intervals)."),
-    alpha: float = typer.Option(0.05, "--alpha", min=0.0001, max=0.5, help="Significance level (after Holm's correction)."),
+    stats: StatsSettings = StatsSettings(),
 ) -> None:
     """Compare the candidate with each parent on the stored results of `evalsuite run`.
 
@@ -32,7 +34,7 @@ def compare(
 
     exp = load_experiment(config)
     study = load_study(Path(exp.output.results), exp.name)
-    comparison = compare_study(study, n_boot=boot, seed=seed, alpha=alpha)
+    comparison = compare_study(study, stats=stats.over(exp.stats))
     out = Console()
     for table in tables(study, comparison):
         out.print(table)

@@ -7,14 +7,17 @@ from typing import Optional
 
 import typer
 
-from evalsuite.cli.history import RESULTS_HELP, results_root
+from evalsuite.cli.history import RESULTS_HELP, experiment_for, results_root
+from evalsuite.cli.options import stats_options
+from evalsuite.config import StatsSettings
 
 
+@stats_options("alpha")
 def regress(
     baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline name (evalsuite baseline set) or run id."),
     current: Optional[str] = typer.Option(None, "--current", help="Run id to check; default: the latest run of the baseline's experiment."),
     tolerance: float = typer.Option(1.0, "--tolerance", help="Drops up to this many normalized points never fail."),
-    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the paired test (Holm-corrected)."),
+    stats: StatsSettings = StatsSettings(),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML file (one test case per benchmark)."),
     allow_drift: bool = typer.Option(False, "--allow-drift", help="Compare even if settings, task hashes or data differ (warn only)."),
     results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
@@ -35,7 +38,9 @@ def regress(
     from evalsuite.regress import junit_xml, regress as run_gate, render_table
     from evalsuite.store import atomic_write_text
 
-    report = run_gate(results_root(results, config), baseline, current, tolerance=tolerance, alpha=alpha, allow_drift=allow_drift)
+    exp = experiment_for(results, config)
+    settings = stats.over(exp.stats) if exp is not None else stats
+    report = run_gate(results_root(results, config, exp), baseline, current, tolerance=tolerance, stats=settings, allow_drift=allow_drift)
 
     def err(line: str) -> None:
         typer.echo(line, err=True)  # plain lines: never wrapped, greppable in CI logs

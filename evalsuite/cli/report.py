@@ -7,6 +7,9 @@ from typing import Optional
 
 import typer
 
+from evalsuite.cli.options import stats_options
+from evalsuite.config import StatsSettings
+
 
 def default_published(config: Path) -> Optional[Path]:
     """`published_scores.csv` beside the config file or in its `examples/` folder, if present."""
@@ -17,13 +20,13 @@ def default_published(config: Path) -> Optional[Path]:
     return None
 
 
+@stats_options("n_boot", "seed")
 def report(
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default: REPORTS/<experiment>-<time>.html)."),
     published: Optional[str] = typer.Option(None, "--published", help="Published scores: a CSV (columns as examples/published_scores.csv), the leaderboard's contents table (.parquet), or 'hub' for open-llm-leaderboard/contents."),
     no_published: bool = typer.Option(False, "--no-published", help="Do not look for a published-scores CSV."),
-    boot: int = typer.Option(2000, "--boot", min=100, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    stats: StatsSettings = StatsSettings(),
     samples: int = typer.Option(80, "--samples", min=0, help="Disagreeing documents shown per parent and benchmark."),
 ) -> None:
     """Write the HTML report, a Markdown summary and an index entry into the reports folder.
@@ -53,6 +56,6 @@ def report(
         raise UserError(f"--published {published}: no such file")
     pub = None if no_published else (Path(published) if published else default_published(config))
     paths = build_report(Path(exp.output.results), exp.name, Path(exp.output.reports), out=out, published=pub,
-                         n_boot=boot, seed=seed, per_pair=samples)
+                         stats=stats.over(exp.stats), per_pair=samples)
     typer.echo(f"report: {paths.html}")
     typer.echo(f"summary: {paths.markdown}")

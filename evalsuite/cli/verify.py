@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from evalsuite.cli.options import stats_options
+from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
 
 
@@ -16,6 +18,7 @@ class Format(str, Enum):
     json = "json"
 
 
+@stats_options("n_boot", "seed")
 def verify(
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
     model: str = typer.Option(..., "--model", "-m", help="The model to check (its name in the experiment)."),
@@ -23,8 +26,7 @@ def verify(
     limit: Optional[int] = typer.Option(None, "--limit", help="First run the model locally on N documents per task, then check only those."),
     tolerance: str = typer.Option("se", "--tolerance", help="Allowed |score difference|: se (the benchmark's standard error) or points, e.g. 0.5."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json (same content)."),
-    boot: int = typer.Option(2000, "--boot", help="Bootstrap resamples of the paired interval."),
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    stats: StatsSettings = StatsSettings(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display for the --limit run."),
 ) -> None:
     """Check a local run of MODEL against its published details, document by document.
@@ -54,8 +56,6 @@ def verify(
     tol = vf.parse_tolerance(tolerance)
     if limit is not None and limit <= 0:
         raise UserError(f"--limit {limit}: give a positive number of documents per task")
-    if boot < 100:
-        raise UserError(f"--boot {boot}: at least 100 resamples")
     exp = load_experiment(config)
     spec = vf.find_model(exp, model)
     if against is None and not spec.hub:
@@ -72,7 +72,7 @@ def verify(
     local = vf.side_from_jobs(store, jobs, model, suite, where=f"{store.root} (experiment {experiment})")
     ref = vf.reference_side(against, spec, store, suite, list(jobs))
     result = vf.verify_sides(model, experiment, local, ref, benchmarks=list(jobs), suite=suite, tolerance=tol,
-                             n_boot=boot, seed=seed, limit=limit)
+                             stats=stats.over(exp.stats), limit=limit)
     if fmt is Format.json:
         typer.echo(result.model_dump_json(indent=2))
     else:

@@ -17,7 +17,8 @@ from pydantic import BaseModel
 
 from evalsuite.faults import checkpoint
 from evalsuite.store import atomic_write_text, sweep_stale
-from evalsuite.compare import DEFAULT_ALPHA, DEFAULT_BOOT, DEFAULT_SEED, Comparison, Study, compare_study, load_study
+from evalsuite.compare import Comparison, Study, compare_study, load_study
+from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
 from evalsuite.paths import inside
 from evalsuite.report import plots
@@ -266,9 +267,7 @@ def build_report(
     *,
     out: Optional[Path] = None,
     published: Optional[Path] = None,
-    n_boot: int = DEFAULT_BOOT,
-    seed: int = DEFAULT_SEED,
-    alpha: float = DEFAULT_ALPHA,
+    stats: StatsSettings = StatsSettings(),
     per_pair: int = 80,
     suite: Optional[Suite] = None,
 ) -> ReportPaths:
@@ -279,7 +278,7 @@ def build_report(
     study = load_study(Path(results_dir), experiment, suite)
     if not study.scores.get(study.candidate):
         raise UserError(f"{results_dir}: experiment {experiment!r} has no finished job of the candidate {study.candidate}")
-    comparison = compare_study(study, suite=suite, n_boot=n_boot, seed=seed, alpha=alpha)
+    comparison = compare_study(study, suite=suite, stats=stats)
     rows = read_published(Path(published), suite) if published else []
     now = time.time()
     ctx = build_context(study, comparison, suite, rows, per_pair=per_pair, now=now)
@@ -296,6 +295,7 @@ def build_report(
 
 
 def report_experiment(exp, *, out: Optional[Path] = None, published: Optional[Path] = None, **kwargs) -> ReportPaths:
-    """`build_report` for a loaded `Experiment` (its results and reports folders): the hook for
-    writing a report at the end of `evalsuite run`."""
+    """`build_report` for a loaded `Experiment` (its results and reports folders, its statistics
+    settings): the hook for writing a report at the end of `evalsuite run`."""
+    kwargs.setdefault("stats", exp.stats)
     return build_report(Path(exp.output.results), exp.name, Path(exp.output.reports), out=out, published=published, **kwargs)

@@ -1,4 +1,5 @@
-"""Report figures (matplotlib, no pyplot state): each returns an SVG as a `data:` URI for an <img>.
+"""Report figures (matplotlib, no pyplot state): each returns an SVG as a `data:` URI for an <img>;
+the history's trend plot (`trend_figure`, `trend_png`) returns a Figure or PNG bytes.
 
 An SVG shown through <img> never runs script, and the data URI keeps the report one offline file.
 """
@@ -7,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import io
+import math
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Optional
 
 import matplotlib
@@ -15,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display, ever
 
 from matplotlib.figure import Figure  # noqa: E402
+
+from evalsuite.errors import UserError  # noqa: E402
 
 COLORS = ["#1f5fa8", "#e08a1e", "#3a9a5b", "#b04a9c", "#7a7a7a", "#c23b3b"]
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "evalsuite", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
@@ -137,3 +143,48 @@ def sweep_lines(labels: Sequence[str], series: Mapping[str, Sequence[float]], lo
         ax.set_ylabel("normalized score")
         ax.legend(fontsize=7, frameon=False)
         return _uri(fig)
+
+
+def trend_figure(results_root: Path, experiment: str, *, model: Optional[str] = None) -> Figure:
+    """A matplotlib Figure: each benchmark's normalized score over the experiment's recorded runs
+    (one panel per benchmark, one line per model, error bars = standard errors)."""
+    from evalsuite.history import db_path, list_runs
+    from evalsuite.suite import load_suite
+
+    runs = list_runs(results_root, experiment=experiment, model=model)
+    if not runs:
+        raise UserError(f"{db_path(results_root)}: no recorded run of experiment {experiment!r}")
+    suite = load_suite()
+    benches = [b for b in suite.benchmarks if any(s.benchmark == b.id for r in runs for s in r.scores)]
+    cols = min(3, len(benches))
+    rows = math.ceil(len(benches) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
+    labels = [time.strftime("%m-%d %H:%M", time.localtime(r.created)) for r in runs]
+    for k, bench in enumerate(benches):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        names = list(dict.fromkeys(m.name for r in runs for m in r.models if model is None or m.name == model))
+        for name in names:
+            xs, ys, es = [], [], []
+            for i, r in enumerate(runs):
+                s = r.main_scores(name).get(bench.id)
+                if s is not None:
+                    xs.append(i)
+                    ys.append(s.value)
+                    es.append(s.stderr or 0.0)
+            if xs:
+                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+        ax.set_title(bench.display)
+        ax.set_ylabel("normalized score")
+        ax.set_xticks(range(len(runs)), labels, rotation=45, ha="right", fontsize=7)
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"{experiment}: scores per recorded run")
+    return fig
+
+
+def trend_png(results_root: Path, experiment: str, *, model: Optional[str] = None, dpi: int = 100) -> bytes:
+    """`trend_figure` rendered to PNG bytes (for embedding in reports)."""
+    buf = io.BytesIO()
+    trend_figure(results_root, experiment, model=model).savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

@@ -7,14 +7,13 @@ Model outputs are untrusted text: they are only ever passed to the template as p
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 from pydantic import BaseModel
 
-from evalsuite.compare import Study, TaskDocs, pair_docs
+from evalsuite.compare import Study
+from evalsuite.samples import pair_docs, read_records
 from evalsuite.suite import Suite
 
 PROMPT_CHARS = 3000  # the end of the prompt: the question sits after the few-shot examples
@@ -96,18 +95,6 @@ def output_of(rec: dict, metric: str) -> str:
     return "\n".join(f"{'▶' if i == pick else ' '} {c.strip():<24} log-likelihood {v:9.3f}" for i, (c, v) in enumerate(zip(choices, lls)))
 
 
-def _read_lines(docs: TaskDocs, positions: Sequence[int]) -> dict[int, dict]:
-    """Full records at the given positions (indices into docs), one open per file."""
-    out: dict[int, dict] = {}
-    if docs.path is None:
-        return out
-    with Path(docs.path).open("rb") as fh:
-        for i in sorted(positions):
-            fh.seek(int(docs.offsets[i]))
-            out[i] = json.loads(fh.readline())
-    return out
-
-
 def disagreements(study: Study, suite: Suite, per_pair: int = 80) -> list[BrowserSection]:
     """For each benchmark and parent, up to `per_pair` disagreeing documents (round-robin over
     subtasks, in doc_id order, so every subtask shows up)."""
@@ -146,8 +133,8 @@ def disagreements(study: Study, suite: Suite, per_pair: int = 80) -> list[Browse
             for task, entries in by_task.items():
                 a = study.docs[cand][bench.id][task]
                 b = study.docs[parent][bench.id][task]
-                ra = _read_lines(a, [i for i, _, _ in entries])
-                rb = _read_lines(b, [j for _, j, _ in entries])
+                ra = read_records(a, [i for i, _, _ in entries])
+                rb = read_records(b, [j for _, j, _ in entries])
                 for i, j, outcome in entries:
                     rec_a, rec_b = ra[i], rb[j]
                     pa, pb = prompt_of(rec_a), prompt_of(rec_b)

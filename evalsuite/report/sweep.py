@@ -70,7 +70,7 @@ def render(sweep: Sweep, rec: SweepRecord) -> str:
         rec=rec, csp=CSP, css=static_text("report.css"), generated=time.time(),
         benchmarks=[(b, _display(b)) for b in rec.benchmarks], plot=_plot(rec, sweep),
         recipes=[(c.name, c.label(), c.recipe_text()) for c in sweep.candidates],
-        n_docs_total={b: sum(v.values()) for b, v in rec.n_docs.items()}, candidates=candidates,
+        n_docs_total={b: sum(v.values()) for b, v in rec.n_docs.items()}, candidates=candidates, level=sweep.base.stats.level,
     )
 
 

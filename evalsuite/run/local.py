@@ -150,7 +150,7 @@ def split(workdir: Path, results: Path, job: Job, dest: Path) -> tuple[str, list
     (dest / rel_results).write_text(json.dumps(mine, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     rel_whole = (folder / (PROCESS_RESULTS + results.name.removeprefix("results_"))).as_posix()
     shutil.copyfile(results, dest / rel_whole)
-    from evalsuite.compare import task_of_samples_file
+    from evalsuite.samples import task_of_samples_file
 
     samples = []
     for f in sorted(results.parent.glob("samples_*.jsonl")):

@@ -23,7 +23,8 @@ from typing import Optional
 
 from rich.console import Console
 
-from evalsuite.compare import DEFAULT_BOOT, TaskDocs, _rng, bootstrap_score, interval, read_benchmark_samples
+from evalsuite.samples import TaskDocs, read_benchmark_samples
+from evalsuite.stats import _rng, bootstrap_score, interval
 from evalsuite.config import Experiment, ModelSpec
 from evalsuite.errors import UserError
 from evalsuite.faults import checkpoint
@@ -323,9 +324,10 @@ def _rank(d: _Driver, rec: SweepRecord, jobs, dropped_in: dict[str, int], by_nam
         obj = select.objective(d.benches, docs)
         scores = {b.id: select.benchmark_score(b, docs[b.id]) for b in d.all_benches}
         intervals = {}
-        for b in d.all_benches:  # each score's 95% paired-bootstrap interval on its own documents
-            _, draws = bootstrap_score(b, list(b.metrics), [docs[b.id]], DEFAULT_BOOT, _rng(d.sweep.settings.seed, "sweep", name, b.id))
-            intervals[b.id] = interval(draws[:, 0])
+        st = d.sweep.base.stats
+        for b in d.all_benches:  # each score's bootstrap interval (the experiment's `stats`) on its own documents
+            _, draws = bootstrap_score(b, list(b.metrics), [docs[b.id]], st.n_boot, _rng(st.seed, "sweep", name, b.id))
+            intervals[b.id] = interval(draws[:, 0], st.level)
         n = sum(len(td) for per in docs.values() for td in per.values())
         entries.append(((-out_after, -obj, order), name, obj, scores, intervals, n))
     entries.sort(key=lambda e: e[0])
@@ -346,6 +348,6 @@ def _verdicts(d: _Driver, rec: SweepRecord, jobs) -> None:
     for parent, per in d.parent_outcome.done.items():
         docs[parent] = d.docs_of({len(d.shares): per})
     others = [*d.parent_outcome.done, *([rec.runner_up] if rec.runner_up else [])]
-    cmp = compare_models(docs, rec.winner, others, suite=suite, seed=d.sweep.settings.seed)
+    cmp = compare_models(docs, rec.winner, others, suite=suite, stats=d.sweep.base.stats)
     rec.verdicts = [Verdict(other=r.parent, benchmark=r.display, delta=r.delta, ci_low=r.ci_low, ci_high=r.ci_high,
                             p_holm=r.p_holm, verdict=r.verdict, n_docs=r.n_docs) for r in cmp.rows if r.score_id in suite.ids]

@@ -25,7 +25,8 @@ from typing import Optional
 import numpy as np
 from pydantic import BaseModel
 
-from evalsuite.compare import TaskDocs, _keys_for, aggregate_draws, holm, pair_docs
+from evalsuite.samples import TaskDocs, pair_docs
+from evalsuite.stats import _keys_for, aggregate_draws, holm
 from evalsuite.score import aggregate
 from evalsuite.suite import Benchmark
 
