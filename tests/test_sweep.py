@@ -356,3 +356,15 @@ def test_report_escapes_what_it_shows(tmp_path):
     html = render(sw, rec)
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>y</b>" not in html and "&lt;b&gt;y&lt;/b&gt;" in html
+
+
+def test_sweep_mirror_in_repo_is_up_to_date(tmp_path):
+    from evalsuite.fixtures import sweep_data
+
+    sweep_data.write_mirror(tmp_path)
+    fresh = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    shipped = REPO / "examples" / "sweep_mirror"
+    committed = {p.relative_to(shipped).as_posix(): p.read_bytes() for p in shipped.rglob("*") if p.is_file()}
+    assert fresh == committed, "run: python -m evalsuite.fixtures.sweep_data"
+    rows = sweep_data.test_rows()
+    assert len(rows) == 96 and [r["answer_index"] for r in rows] == sweep_data.KEY
