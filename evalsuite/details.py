@@ -55,7 +55,8 @@ from pydantic import BaseModel, Field
 
 from evalsuite.errors import UserError
 from evalsuite.run.local import PER_TASK_KEYS, PROCESS_RESULTS  # the source's whole results file is kept beside, as a shared process's
-from evalsuite.store import ExperimentRecord, JobRecord, Store, file_sha256
+from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef
+from evalsuite.store import Store, file_sha256
 from evalsuite.suite import Benchmark, Suite, load_suite
 
 DATE = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?"
@@ -630,7 +631,7 @@ def _check_experiment_slot(store: Store, name: str) -> None:
         rec = ExperimentRecord.model_validate_json(path.read_text())
     except (OSError, ValueError):
         raise UserError(f"{path}: an experiment record that cannot be read is in the way; choose another --name") from None
-    if not (len(rec.models) == 1 and rec.models[0].get("published") is True):
+    if not (len(rec.models) == 1 and rec.models[0].published is True):
         raise UserError(f"{path}: experiment {name!r} is an evalsuite run, not an import; choose another --name")
 
 
@@ -703,11 +704,11 @@ def import_details(source: str, name: str, store: Store, run: Optional[str] = No
             raise
     jobs = {b.id: jobs[b.id] for b in sel.benchmarks}
     cfg = sel.raw.get("config") if isinstance(sel.raw.get("config"), dict) else {}
-    model = {
-        "name": name, "role": "candidate", "identity": model_identity, "published": True, "source": where,
-        "pretrained": str(sel.raw.get("model_name") or ""), "revision": cfg.get("model_sha") or None,
-        "dtype": str(cfg.get("model_dtype") or ""), "device": str(cfg.get("device") or ""), "run": sel.run,
-    }
+    model = ModelRef(
+        name=name, role="candidate", identity=model_identity, published=True, source=where,
+        pretrained=str(sel.raw.get("model_name") or ""), revision=cfg.get("model_sha") or None,
+        dtype=str(cfg.get("model_dtype") or ""), device=str(cfg.get("device") or ""), run=sel.run,
+    )
     exp_path = store.write_experiment(ExperimentRecord(
         experiment=name, finished=time.time(), models=[model], jobs={name: {b: r.job_id for b, r in jobs.items()}})) if record else None
     ordered = {t: agreement[t] for b in sel.benchmarks for t in b.leaf_tasks if t in agreement}

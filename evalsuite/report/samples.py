@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from pydantic import BaseModel
 
-from evalsuite.compare import Study, TaskDocs, pair_docs
+from evalsuite.compare import TaskDocs, pair_docs
 from evalsuite.suite import Suite
+
+if TYPE_CHECKING:
+    from evalsuite.study import Study
 
 PROMPT_CHARS = 3000  # the end of the prompt: the question sits after the few-shot examples
 OUTPUT_CHARS = 4000
@@ -108,7 +111,7 @@ def _read_lines(docs: TaskDocs, positions: Sequence[int]) -> dict[int, dict]:
     return out
 
 
-def disagreements(study: Study, suite: Suite, per_pair: int = 80) -> list[BrowserSection]:
+def disagreements(study: "Study", suite: Suite, per_pair: int = 80) -> list[BrowserSection]:
     """For each benchmark and parent, up to `per_pair` disagreeing documents (round-robin over
     subtasks, in doc_id order, so every subtask shows up)."""
     cand = study.candidate

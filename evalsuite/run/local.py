@@ -24,7 +24,8 @@ from pydantic import BaseModel
 from evalsuite.faults import checkpoint
 from evalsuite.run.jobs import CLI_MODULE, Job, Process
 from evalsuite.run.lm_eval_main import FULL_INDEX_ENV
-from evalsuite.store import JobRecord, Store, disk_full
+from evalsuite.schema import JobRecord
+from evalsuite.store import Store, disk_full
 
 
 class JobFailed(Exception):
