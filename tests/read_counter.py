@@ -4,7 +4,8 @@ Every open of a `results_*.json` or `samples_*.jsonl` file is recorded with what
 from the functions on the stack: `hash` (only hashed: `store.file_sha256`), `parse+hash` (a
 samples file parsed with its digest checked in the same pass: `read_samples(..., sha256=...)`),
 `parse` (read to be decoded), `records` (a few full records re-read by offset, the report's
-sample browser). A results file is decoded as JSON at every open that is not `hash`. Paths are
+sample browser), `copy` (`shutil.copyfile`). Writes are not counted. A results file is decoded
+as JSON at every `parse` open. Paths are
 keyed by job: a job's temp folder (`jobs/.tmp-<job>-<pid>`) counts as the job folder.
 """
 
@@ -32,6 +33,8 @@ def _purpose(frame) -> str:
             return "parse+hash" if f.f_locals.get("sha256") else "parse"
         if name == "_read_lines":
             return "records"
+        if name == "copyfile":
+            return "copy"
         f = f.f_back
     return "parse"
 
@@ -77,10 +80,10 @@ def count_reads():
     counts = ReadCounts()
     real_open, real_io_open = builtins.open, io.open
 
-    def counting_open(file, *args, **kwargs):
-        if isinstance(file, (str, Path)):
+    def counting_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, Path)) and not any(c in mode for c in "wax+"):  # reads only
             counts.record(file, sys._getframe(1))
-        return real_open(file, *args, **kwargs)
+        return real_open(file, mode, *args, **kwargs)
 
     builtins.open = counting_open
     io.open = counting_open
