@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -44,7 +44,7 @@ class RunOutcome(BaseModel):
     done: dict[str, dict[str, JobRecord]]  # model -> benchmark -> record
     reused: int = 0
     failed: list[str] = []  # one line per failed job, with its log path
-    study: Optional[Study] = Field(default=None, exclude=True)  # set once the experiment record is written
+    study: SkipValidation[Optional[Study]] = Field(default=None, exclude=True)  # set once the experiment record is written
 
     @property
     def ok(self) -> bool:
