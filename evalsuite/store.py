@@ -31,7 +31,7 @@ from typing import Mapping, Optional, Union
 from evalsuite.errors import UserError
 from evalsuite.faults import checkpoint
 from evalsuite.paths import inside
-from evalsuite.schema import REDO_EXPERIMENT, REDO_JOB, SCHEMA_VERSION, ExperimentRecord, JobRecord, SchemaMismatch, parse_record
+from evalsuite.schema import REDO_EXPERIMENT, SCHEMA_VERSION, ExperimentRecord, JobRecord, SchemaMismatch, parse_record, read_job_record
 
 __all__ = ["SCHEMA_VERSION", "ExperimentRecord", "JobRecord", "Store"]  # the records live in evalsuite.schema
 
@@ -234,8 +234,7 @@ class Store:
         """A job's `job.json` as it is (files not checked). A record of an older schema version
         is a UserError saying to re-run (the run recomputes it: see `finished_job`), a newer one
         saying to upgrade; ValueError / OSError when it is absent or damaged."""
-        path = self.job_dir(job_id) / "job.json"
-        return parse_record(JobRecord, path.read_bytes(), path, what, REDO_JOB)
+        return read_job_record(self.job_dir(job_id), what)
 
     def finished_job(self, job_id: str) -> Optional[JobRecord]:
         """The record of a finished job, or None if absent, damaged or of an older schema version

@@ -22,7 +22,7 @@ from typing import Optional
 
 from evalsuite.compare import Comparison, TaskDocs, compare_models, read_benchmark_samples
 from evalsuite.errors import UserError
-from evalsuite.schema import REDO_JOB, ExperimentRecord, JobRecord, ModelRef, parse_record
+from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef, read_job_record
 from evalsuite.score import ModelResults, ModelScores, merge_as, results_of, score_model
 from evalsuite.store import Store
 from evalsuite.suite import Suite, load_suite
@@ -161,9 +161,8 @@ def _job(store: Store, job_id: str, what: str, verified: bool) -> StudyJob:
 def job_record(folder: Path, job_id: str, what: str) -> JobRecord:
     """A finished job's record, its schema version checked (its files' sha256, when recorded,
     are checked as they are read; samples: in the parsing pass)."""
-    path = folder / "job.json"
     try:
-        job = parse_record(JobRecord, path.read_bytes(), path, what, REDO_JOB)
+        job = read_job_record(folder, what)
     except (OSError, ValueError) as exc:
         raise UserError(f"{folder}: {what} is missing or damaged (rerun `evalsuite run`)") from exc
     if job.job_id != job_id:
