@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evalsuite.store import ExperimentRecord, JobRecord, Store, atomic_write_text, file_sha256
+from evalsuite.schema import ExperimentRecord, JobRecord
+from evalsuite.store import Store, atomic_write_text, file_sha256
 from evalsuite.suite import load_suite
 
 DATE = "2026-01-01T00-00-00.000000"

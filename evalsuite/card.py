@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 from evalsuite.errors import UserError
-from evalsuite.score import ModelScores, Score, load_results_as, score_model
+from evalsuite.score import ModelScores, Score
 from evalsuite.suite import Suite, load_suite
 
 MathParser = Literal["math-verify", "original"]
@@ -175,41 +175,31 @@ def _harness(records: list) -> str:
 def load_card(results_dir: Path, experiment: str, model: str, *, math_parser: str = "math-verify",
               hub: Optional[str] = None, suite: Optional[Suite] = None) -> Card:
     """The card of `model` from the experiment's last run stored in `results_dir`:
-    experiment record -> finished job folders -> `evalsuite.score` on their results files."""
+    experiment record -> its study (evalsuite.study: jobs checked, results scored once)."""
     from evalsuite.store import Store
+    from evalsuite.study import load_study
 
     suite = suite or load_suite()
     store = Store(Path(results_dir))
     rec = store.read_experiment(experiment)
-    names = [m.get("name") for m in rec.models]
+    names = [m.name for m in rec.models]
     if model not in names:
         raise UserError(f"model {model!r} is not in the last run of experiment {experiment!r} "
                         f"(its models: {', '.join(map(str, names)) or 'none'})")
-    records, files = [], []
-    for bench_id, job_id in rec.jobs.get(model, {}).items():
-        job = store.finished_job(job_id)
-        if job is None:
-            raise UserError(f"{store.job_dir(job_id)}: job of {model} on {bench_id} is missing or damaged "
-                            f"(rerun `evalsuite run`)")
-        records.append(job)
-        files.append(store.results_path(job))
-    ms = score_model(load_results_as(files, model), suite) if files else None
-    card = card_from_scores(ms, model=model, experiment=rec.experiment, harness=_harness(records),
-                            math_parser=math_parser, hub=hub)
-    card.shots = _shots(files, suite)
+    only = rec.model_copy(update={"models": [m for m in rec.models if m.name == model], "jobs": {model: rec.jobs.get(model, {})}})
+    study = load_study(store, only, suite, check_all=True)
+    runs = study.runs[model]
+    card = card_from_scores(study.scores.get(model), model=model, experiment=rec.experiment,
+                            harness=_harness([r.record for r in runs.values()]), math_parser=math_parser, hub=hub)
+    card.shots = _shots([r.results for r in runs.values()], suite)
     return card
 
 
-def _shots(files: list[Path], suite: Suite) -> dict[str, list[int]]:
+def _shots(results: list[dict], suite: Suite) -> dict[str, list[int]]:
     """Few-shot counts the results files record (lm-eval's `n-shot`), per benchmark."""
-    import json
-
     found: dict[str, set[int]] = {}
-    for f in files:
-        try:
-            n_shot = json.loads(Path(f).read_text(encoding="utf-8")).get("n-shot")
-        except (OSError, ValueError):
-            continue  # already read once by the scorer; nothing to add here
+    for data in results:
+        n_shot = data.get("n-shot") if isinstance(data, dict) else None
         if not isinstance(n_shot, dict):
             continue
         for bench in suite.benchmarks:

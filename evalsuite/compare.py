@@ -21,11 +21,7 @@ now) the loader of an experiment's stored results (section at the end).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -33,8 +29,8 @@ from pydantic import BaseModel, Field
 
 from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
-from evalsuite.samples import TaskDocs, pair_docs, read_benchmark_samples
-from evalsuite.score import ModelScores, normalize
+from evalsuite.samples import TaskDocs, pair_docs
+from evalsuite.score import normalize
 from evalsuite.stats import Verdict, _rng, bootstrap_score, holm, interval, mcnemar_exact, verdict
 from evalsuite.suite import Benchmark, Suite, load_suite
 
@@ -196,93 +192,3 @@ def compare_models(
                       rows=rows, averages=averages, intervals=intervals)
 
 
-# ---------------------------------------------------------------------------------------------
-# an experiment's stored results
-
-
-@dataclass
-class Study:
-    """What the store holds for one experiment run: models, their jobs, scores and samples."""
-
-    experiment: str
-    finished: float
-    config_file: Optional[str]
-    models: list[dict]  # ModelRef dumps, candidate first
-    jobs: dict[str, dict[str, object]]  # model -> benchmark -> JobRecord
-    job_dirs: dict[str, dict[str, Path]]
-    scores: dict[str, ModelScores]
-    docs: dict[str, dict[str, dict[str, TaskDocs]]]  # model -> benchmark -> task -> docs
-    results: dict[str, dict[str, dict]]  # model -> benchmark -> parsed lm-eval results JSON
-
-    @property
-    def candidate(self) -> str:
-        return next(m["name"] for m in self.models if m.get("role") == "candidate")
-
-    @property
-    def parents(self) -> list[str]:
-        return [m["name"] for m in self.models if m.get("role") != "candidate"]
-
-
-def load_study(results_dir: Path, experiment: str, suite: Optional[Suite] = None) -> Study:
-    """Read an experiment's record, its jobs' results and samples from a results folder."""
-    from evalsuite.score import load_results_as, score_model
-    from evalsuite.store import Store
-
-    suite = suite or load_suite()
-    store = Store(Path(results_dir))
-    rec = store.read_experiment(experiment)
-    jobs: dict[str, dict[str, object]] = {}
-    job_dirs: dict[str, dict[str, Path]] = {}
-    scores: dict[str, ModelScores] = {}
-    docs: dict[str, dict[str, dict[str, TaskDocs]]] = {}
-    results: dict[str, dict[str, dict]] = {}
-    for model in rec.models:
-        name = model["name"]
-        jobs[name], job_dirs[name], docs[name], results[name] = {}, {}, {}, {}
-        files = []
-        for bench_id, job_id in rec.jobs.get(name, {}).items():
-            folder = store.job_dir(job_id)
-            job = _job_record(folder, job_id, f"job of {name} on {bench_id}")
-            jobs[name][bench_id] = job
-            job_dirs[name][bench_id] = folder
-            files.append(folder / job.results_file)
-            digests = {folder / rel: h for rel, h in job.sha256.items()}
-            results[name][bench_id] = _read_json(folder / job.results_file, digests.get(folder / job.results_file))
-            bench = suite.get(bench_id)
-            docs[name][bench_id] = read_benchmark_samples(bench, [folder / f for f in job.samples_files], digests)
-        if files:
-            scores[name] = score_model(load_results_as(files, name), suite)
-    return Study(experiment=rec.experiment, finished=rec.finished, config_file=rec.config_file, models=rec.models,
-                 jobs=jobs, job_dirs=job_dirs, scores=scores, docs=docs, results=results)
-
-
-def _job_record(folder: Path, job_id: str, what: str):
-    """A finished job's record (the store's JobRecord). Its files' sha256, when recorded, are
-    checked as they are read (samples: in the parsing pass)."""
-    from evalsuite.store import JobRecord
-
-    try:
-        job = JobRecord.model_validate_json((folder / "job.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{folder}: {what} is missing or damaged (rerun `evalsuite run`)") from exc
-    if job.job_id != job_id:
-        raise UserError(f"{folder}/job.json: records job {job.job_id}, expected {job_id}")
-    return job
-
-
-def _read_json(path: Path, sha256: Optional[str]) -> dict:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read results file ({exc.strerror})") from exc
-    if sha256 and hashlib.sha256(raw).hexdigest() != sha256:
-        raise UserError(f"{path}: changed since the run recorded it (sha256 differs); rerun `evalsuite run`")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from exc
-
-
-def compare_study(study: Study, **kwargs) -> Comparison:
-    have = [p for p in study.parents if study.docs.get(p)]
-    return compare_models(study.docs, study.candidate, have, **kwargs)

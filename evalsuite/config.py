@@ -16,15 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID
+from evalsuite.schema import Harness, TaskIndex
 from evalsuite.suite import load_suite
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,127}\Z")  # names become file names (see evalsuite.paths)
 
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
-# Which lm-eval evalsuite reproduces (docs/fidelity.md): "leaderboard" = the Hugging Face fork the
-# Open LLM Leaderboard ran (its model-side rules on top of lm-eval 0.4.13, one lm-eval process per
-# model over all its benchmarks); "upstream" = lm-eval 0.4.13 as released, one process per job.
-Harness = Literal["leaderboard", "upstream"]
 GIT_SHA = re.compile(r"^[0-9a-f]{40}\Z")
 
 
@@ -153,7 +150,7 @@ class ExecutorConfig(_Strict):
     # Which task files each lm_eval process indexes at start: "leaderboard" = lm-eval's leaderboard
     # folder (+ mirror overrides), "full" = the stock CLI's whole tree (~7 s more per job). Same
     # task files either way, so the same numbers.
-    task_index: Literal["leaderboard", "full"] = "leaderboard"
+    task_index: TaskIndex = "leaderboard"
 
 
 class Output(_Strict):

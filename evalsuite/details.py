@@ -46,7 +46,8 @@ from evalsuite.published.rescore import (MATH_OLD_NOTE, TaskAgreement, benchmark
                                          nltk_for_ifeval, recorded_math_verify, rescore_task)
 from evalsuite.published.source import Selection, fetch_hub, files_identity, parse_hub_id, select_run, validate
 from evalsuite.run.local import PROCESS_RESULTS  # the source's whole results file is kept beside, as a shared process's
-from evalsuite.store import ExperimentRecord, JobRecord, Store
+from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef
+from evalsuite.store import Store
 from evalsuite.suite import Benchmark, Suite, load_suite
 
 
@@ -93,7 +94,7 @@ def _check_experiment_slot(store: Store, name: str) -> None:
         rec = ExperimentRecord.model_validate_json(path.read_text())
     except (OSError, ValueError):
         raise UserError(f"{path}: an experiment record that cannot be read is in the way; choose another --name") from None
-    if not (len(rec.models) == 1 and rec.models[0].get("published") is True):
+    if not (len(rec.models) == 1 and rec.models[0].published is True):
         raise UserError(f"{path}: experiment {name!r} is an evalsuite run, not an import; choose another --name")
 
 
@@ -166,11 +167,11 @@ def import_details(source: str, name: str, store: Store, run: Optional[str] = No
             raise
     jobs = {b.id: jobs[b.id] for b in sel.benchmarks}
     cfg = sel.raw.get("config") if isinstance(sel.raw.get("config"), dict) else {}
-    model = {
-        "name": name, "role": "candidate", "identity": model_identity, "published": True, "source": where,
-        "pretrained": str(sel.raw.get("model_name") or ""), "revision": cfg.get("model_sha") or None,
-        "dtype": str(cfg.get("model_dtype") or ""), "device": str(cfg.get("device") or ""), "run": sel.run,
-    }
+    model = ModelRef(
+        name=name, role="candidate", identity=model_identity, published=True, source=where,
+        pretrained=str(sel.raw.get("model_name") or ""), revision=cfg.get("model_sha") or None,
+        dtype=str(cfg.get("model_dtype") or ""), device=str(cfg.get("device") or ""), run=sel.run,
+    )
     exp_path = store.write_experiment(ExperimentRecord(
         experiment=name, finished=time.time(), models=[model], jobs={name: {b: r.job_id for b, r in jobs.items()}})) if record else None
     ordered = {t: agreement[t] for b in sel.benchmarks for t in b.leaf_tasks if t in agreement}

@@ -19,13 +19,18 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from pydantic import BaseModel, Field
 
 from evalsuite.faults import checkpoint
 from evalsuite.errors import UserError
-from evalsuite.store import ExperimentRecord, Store
+from evalsuite.schema import ExperimentRecord
+from evalsuite.store import Store
+
+if TYPE_CHECKING:
+    from evalsuite.score import ModelScores
+    from evalsuite.study import Study
 
 DB_NAME = "history.sqlite"
 SCHEMA_VERSION = 1
@@ -220,12 +225,13 @@ def new_run_id(now: Optional[float] = None) -> str:
 # recording
 
 
-def _job_scores(model: str, results_file: Path) -> list[ScoreEntry]:
-    """Normalized scores (benchmark and subtasks, with standard errors) of one job's results."""
-    from evalsuite.score import read_results_file, score_model
-
+def _job_scores(model: str, bench_id: str, scored: "ModelScores") -> list[ScoreEntry]:
+    """Normalized scores (benchmark and subtasks, with standard errors) of one job's benchmark,
+    from its model's scores in the study (scored once, in evalsuite.study; subtasks by evalsuite.score)."""
     out: list[ScoreEntry] = []
-    for s in score_model(read_results_file(results_file)).scores.values():
+    for s in scored.scores.values():
+        if s.benchmark != bench_id:
+            continue
         common = dict(model=model, benchmark=s.benchmark, score_id=s.id, display=s.display, in_average=s.in_average)
         out.append(ScoreEntry(value=s.value, stderr=s.stderr, raw=s.raw, **common))
         out += [ScoreEntry(subtask=key, value=value, raw=s.subtask_raw.get(key), stderr=s.subtask_stderr.get(key), **common)
@@ -233,30 +239,26 @@ def _job_scores(model: str, results_file: Path) -> list[ScoreEntry]:
     return out
 
 
-def _collect(results_root: Path, record: ExperimentRecord) -> tuple[list[ModelEntry], list[JobEntry], list[ScoreEntry]]:
-    store = Store(results_root)
-    models = [
-        ModelEntry(name=m["name"], role=m.get("role", "parent"), identity=str(m.get("identity", "")), ref=m)
-        for m in record.models
-    ]
+def _collect(study: "Study") -> tuple[list[ModelEntry], list[JobEntry], list[ScoreEntry]]:
+    root = study.record  # the experiment record, as written
+    models = [ModelEntry(name=m.name, role=m.role, identity=m.identity, ref=m.model_dump(mode="json")) for m in root.models]
     jobs: list[JobEntry] = []
     scores: list[ScoreEntry] = []
-    for model, per in record.jobs.items():
+    for model, per in root.jobs.items():
         for bench, job_id in per.items():
-            rec = store.finished_job(job_id)
-            if rec is None:
-                raise UserError(f"{store.job_dir(job_id)}: job of {model} on {bench} is missing or damaged; cannot record the run")
-            results_file = store.results_path(rec)
-            data = json.loads(results_file.read_text())
+            job = study.runs[model][bench]
+            data = job.results
             hashes = data.get("task_hashes") if isinstance(data.get("task_hashes"), dict) else {}
+            results_file = job.folder / job.record.results_file
+            base = study.store.root
             jobs.append(JobEntry(
-                model=model, benchmark=bench, job_id=job_id, identity=rec.identity,
+                model=model, benchmark=bench, job_id=job_id, identity=job.record.identity,
                 task_hashes={str(k): str(v) for k, v in hashes.items()},
                 lm_eval_version=data.get("lm_eval_version") if isinstance(data.get("lm_eval_version"), str) else None,
-                results_file=results_file.relative_to(store.root).as_posix(),
-                samples_files=[(store.job_dir(job_id) / f).relative_to(store.root).as_posix() for f in rec.samples_files],
+                results_file=results_file.relative_to(base).as_posix(),
+                samples_files=[(job.folder / f).relative_to(base).as_posix() for f in job.record.samples_files],
             ))
-            scores += [s for s in _job_scores(model, results_file) if s.benchmark == bench]
+            scores += _job_scores(model, bench, study.scores[model])
     return models, jobs, scores
 
 
@@ -266,7 +268,7 @@ def _joined(values: Iterable[Any]) -> str:
 
 def record_run(
     results_root: Path,
-    experiment_record: ExperimentRecord,
+    run: Union[ExperimentRecord, "Study"],
     *,
     failed: Sequence[str] = (),
     created: Optional[float] = None,
@@ -276,9 +278,15 @@ def record_run(
 
     `failed`: the run's failure lines (the run is then recorded with status `partial`).
     `on_stage(stage)` is called inside the transaction after each table is written (`run`,
-    `models`, `jobs`, `scores`) — a hook for crash tests; nothing is visible before COMMIT."""
+    `models`, `jobs`, `scores`) — a hook for crash tests; nothing is visible before COMMIT.
+    `run`: the run's study (evalsuite.study), or an experiment record to load one from (every
+    job's files checked first: a damaged job records nothing)."""
+    from evalsuite.study import load_study
+
     results_root = Path(results_root)
-    models, jobs, scores = _collect(results_root, experiment_record)
+    study = run if not isinstance(run, ExperimentRecord) else load_study(Store(results_root), run, check_all=True)
+    experiment_record = study.record
+    models, jobs, scores = _collect(study)
     created = time.time() if created is None else created
     run_id = new_run_id(created)
     def stage(name: str) -> None:

@@ -158,13 +158,22 @@ def comparability(base: RunInfo, cur: RunInfo) -> tuple[list[tuple[str, str, str
 # the gate
 
 
-def _samples(results_root: Path, job: JobEntry) -> Optional[list[Path]]:
-    """The job's per-sample logs, or None when its folder is gone or fails the store's checks."""
+def _samples(results_root: Path, job: JobEntry) -> Optional[tuple[list[Path], dict[Path, str]]]:
+    """The job's per-sample logs and their recorded sha256 (checked while they are read, in the
+    same pass), or None when its folder or record is gone or unreadable."""
     from evalsuite.store import Store
 
-    if not job.samples_files or Store(results_root).finished_job(job.job_id) is None:
+    store = Store(results_root)
+    if not job.samples_files:
         return None
-    return [Path(results_root) / f for f in job.samples_files]
+    try:
+        rec = store.job_record(job.job_id)
+    except (OSError, ValueError, UserError):
+        return None
+    if rec.job_id != job.job_id or not rec.sha256:
+        return None
+    folder = store.job_dir(job.job_id)
+    return [folder / f for f in rec.samples_files], {folder / rel: h for rel, h in rec.sha256.items()}
 
 
 def regress(
@@ -234,7 +243,7 @@ def _compare_cells(results_root: Path, base: RunInfo, cur: RunInfo, cells: list[
                 continue
             bench = suite.get(r.benchmark)
             try:
-                pair = read_benchmark_samples(bench, bf), read_benchmark_samples(bench, cf)
+                pair = read_benchmark_samples(bench, *bf), read_benchmark_samples(bench, *cf)
             except UserError as exc:  # incomplete or unreadable logs: the tolerance still applies
                 r.reason = f"per-sample logs unusable ({exc}): tolerance only"
                 continue

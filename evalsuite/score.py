@@ -223,6 +223,12 @@ def read_results_file(path: PathLike) -> ModelResults:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot read results JSON: {exc}".splitlines()[0]) from exc
+    return results_of(data, path)
+
+
+def results_of(data: Any, path: PathLike) -> ModelResults:
+    """A parsed lm-eval results JSON (read from `path`) -> ModelResults (`read_results_file`)."""
+    path = Path(path)
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise UserError(f"{path}: not an lm-eval results file (no 'results' object)")
     results: dict[str, Any] = data["results"]
@@ -320,9 +326,14 @@ def load_results_as(paths: Iterable[PathLike], model: str) -> ModelResults:
     """Result files known to be one model's (a run's jobs), merged under `model` whatever model
     path lm-eval wrote in each: a job reused from another results folder, or from before the
     folder was moved, names the model by the path it had then."""
+    return merge_as((read_results_file(f) for f in find_results_files(paths)), model)
+
+
+def merge_as(results: Iterable[ModelResults], model: str) -> ModelResults:
+    """Results known to be one model's, merged under `model` (`load_results_as`; the first one is
+    merged into)."""
     found: Optional[ModelResults] = None
-    for f in find_results_files(paths):
-        r = read_results_file(f)
+    for r in results:
         r.model = model
         if found is None:
             found = r

@@ -26,15 +26,14 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, Mapping, Optional, Union
-
-from pydantic import BaseModel, Field
+from typing import Mapping, Optional, Union
 
 from evalsuite.errors import UserError
 from evalsuite.faults import checkpoint
 from evalsuite.paths import inside
+from evalsuite.schema import REDO_EXPERIMENT, SCHEMA_VERSION, ExperimentRecord, JobRecord, SchemaMismatch, parse_record, read_job_record
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "ExperimentRecord", "JobRecord", "Store"]  # the records live in evalsuite.schema
 
 
 def atomic_write_text(path: Path, text: str, *, point: Optional[str] = None) -> None:
@@ -174,41 +173,6 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-class JobRecord(BaseModel):
-    """Completion record of one job, written last into the job folder."""
-
-    schema_version: int = SCHEMA_VERSION
-    status: Literal["ok"] = "ok"
-    job_id: str
-    model: str
-    role: str
-    benchmark: str
-    task: str
-    identity: dict
-    command: list[str]
-    env: dict[str, str]
-    results_file: str  # relative to the job folder
-    samples_files: list[str]
-    process: Optional[str] = None  # id of the shared lm-eval process that computed it (harness leaderboard)
-    process_files: list[str] = Field(default_factory=list)  # that process's whole results file
-    sha256: dict[str, str] = Field(default_factory=dict)  # relative path -> hash of lm-eval's files
-    started: float
-    finished: float
-
-    @property
-    def duration_s(self) -> float:
-        return self.finished - self.started
-
-
-class ExperimentRecord(BaseModel):
-    schema_version: int = SCHEMA_VERSION
-    experiment: str
-    config_file: Optional[str] = None
-    finished: float
-    models: list[dict]  # ModelRef dumps, candidate first
-    jobs: dict[str, dict[str, str]] = Field(default_factory=dict)  # model -> benchmark -> job_id
-
-
 class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -267,12 +231,23 @@ class Store:
         os.replace(tmp, final)
         return final
 
+    def job_record(self, job_id: str, what: str = "job record") -> JobRecord:
+        """A job's `job.json` as it is (files not checked). A record of an older schema version
+        is a UserError saying to re-run (the run recomputes it: see `finished_job`), a newer one
+        saying to upgrade; ValueError / OSError when it is absent or damaged."""
+        return read_job_record(self.job_dir(job_id), what)
+
     def finished_job(self, job_id: str) -> Optional[JobRecord]:
-        """The record of a finished job, or None if absent or damaged (then it is recomputed)."""
+        """The record of a finished job, or None if absent, damaged or of an older schema version
+        (then it is recomputed); its files' sha256 checked. A newer version is a UserError."""
         folder = self.job_dir(job_id)
         try:
-            rec = JobRecord.model_validate_json((folder / "job.json").read_text())
+            rec = self.job_record(job_id)
         except (OSError, ValueError):
+            return None
+        except SchemaMismatch as exc:
+            if exc.newer:
+                raise
             return None
         if rec.job_id != job_id or not rec.sha256:
             return None
@@ -333,9 +308,10 @@ class Store:
         return path
 
     def read_experiment(self, name: str) -> ExperimentRecord:
+        """The experiment's last run; one line for a missing, damaged or other-version record."""
         path = self.experiment_file(name)
         try:
-            return ExperimentRecord.model_validate_json(path.read_text())
+            return parse_record(ExperimentRecord, path.read_bytes(), path, f"the record of experiment {name!r}", REDO_EXPERIMENT)
         except OSError as exc:
             raise UserError(f"{path}: no finished run of experiment {name!r} (run `evalsuite run --all` first)") from exc
         except ValueError as exc:

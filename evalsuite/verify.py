@@ -43,11 +43,11 @@ from typing import Any, Literal, Optional, Union
 import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
-from evalsuite.compare import _job_record, _read_json
 from evalsuite.config import StatsSettings
-from evalsuite.samples import SAMPLES_NAME, TaskDocs, metrics_needed, read_benchmark_samples, read_records, read_samples
+from evalsuite.samples import SAMPLES_NAME, TaskDocs, metrics_needed, read_records, read_samples
 from evalsuite.stats import _rng, bootstrap_score, interval
 from evalsuite.errors import UserError
+from evalsuite.study import Study, job_record
 from evalsuite.suite import Benchmark, Suite, load_suite
 
 DETAILS_ORG = "open-llm-leaderboard"
@@ -98,23 +98,31 @@ class Side:
 
 
 def side_from_jobs(store, jobs: Mapping[str, Any], label: str, suite: Suite, where: str = "", stderr: bool = True) -> Side:
-    """A side from finished jobs of a results store (`benchmark -> JobRecord`): their samples
-    (checked against the recorded sha256 while read), task configs and (`stderr`) each
-    benchmark's normalized standard error from the results files."""
-    from evalsuite.score import load_results_as, score_model
+    """A side from finished jobs of a results store (`benchmark -> JobRecord`): see `side_from_runs`."""
+    from evalsuite.study import StudyJob, read_results_json
 
-    side = Side(label=label, where=where or str(store.root))
-    files = []
+    runs = {}
     for bench_id, rec in jobs.items():
         folder = store.job_dir(rec.job_id)
-        digests = {folder / rel: h for rel, h in rec.sha256.items()}
-        bench = suite.get(bench_id)
-        side.docs[bench_id] = read_benchmark_samples(bench, [folder / f for f in rec.samples_files], digests)
-        results = _read_json(folder / rec.results_file, digests.get(folder / rec.results_file))
-        side.configs.update(_configs(results))
-        files.append(folder / rec.results_file)
-    if files and stderr:
-        scores = score_model(load_results_as(files, label), suite)
+        runs[bench_id] = StudyJob(record=rec, folder=folder, verified=False,
+                                  results=read_results_json(folder / rec.results_file, rec.sha256.get(rec.results_file)))
+    return side_from_runs(runs, label, suite, where=where or str(store.root), stderr=stderr)
+
+
+def side_from_runs(runs: Mapping[str, Any], label: str, suite: Suite, where: str, stderr: bool = True, scores=None) -> Side:
+    """A side from one model's jobs in a study (`benchmark -> evalsuite.study.StudyJob`): their
+    samples (checked against the recorded sha256 while read, unless checked already), task
+    configs and (`stderr`) each benchmark's normalized standard error (from `scores`, the study's
+    ModelScores of the model, else scored here from the parsed results)."""
+    from evalsuite.score import merge_as, results_of, score_model
+
+    side = Side(label=label, where=where)
+    for bench_id, run in runs.items():
+        side.docs[bench_id] = run.samples(suite)
+        side.configs.update(_configs(run.results))
+    if runs and stderr:
+        if scores is None:
+            scores = score_model(merge_as([results_of(r.results, r.folder / r.record.results_file) for r in runs.values()], label), suite)
         side.stderr = {s.benchmark: s.stderr for s in scores.scores.values() if s.id == s.benchmark}
     return side
 
@@ -181,7 +189,7 @@ def _side_from_job_folders(job_files: Sequence[Path], label: str, suite: Suite, 
     if len(roots) != 1:
         raise UserError(f"--against {folder}: job folders in different places")
     for f in job_files:
-        rec = _job_record(f.parent, f.parent.name, "job")
+        rec = job_record(f.parent, f.parent.name, "job")
         if rec.benchmark not in benchmarks:
             continue
         if rec.benchmark in jobs:
@@ -502,19 +510,21 @@ def find_model(exp, name: str):
     raise UserError(f"model {name!r} is not in experiment {exp.name} (models: {', '.join(m.display_name for m in exp.models)})")
 
 
-def stored_jobs(store, experiment: str, model: str) -> dict[str, Any]:
-    """benchmark -> JobRecord of `model` in the experiment's last run (sha256-checked)."""
+def stored_runs(store, experiment: str, model: str) -> Study:
+    """The study of `model` alone in the experiment's last run (every job's files checked)."""
+    from evalsuite.study import load_study
+
     rec = store.read_experiment(experiment)
     per = rec.jobs.get(model)
     if not per:
         raise UserError(f"{store.experiment_file(experiment)}: the last run of {experiment} has no jobs of {model}")
-    jobs = {}
-    for bench_id, job_id in per.items():
-        job = store.finished_job(job_id)
-        if job is None:
-            raise UserError(f"{store.job_dir(job_id)}: job of {model} on {bench_id} is missing or damaged (rerun `evalsuite run`)")
-        jobs[bench_id] = job
-    return jobs
+    only = rec.model_copy(update={"models": [m for m in rec.models if m.name == model], "jobs": {model: per}})
+    return load_study(store, only, check_all=True)
+
+
+def stored_jobs(store, experiment: str, model: str) -> dict[str, Any]:
+    """benchmark -> JobRecord of `model` in the experiment's last run (sha256-checked)."""
+    return stored_runs(store, experiment, model).jobs[model]
 
 
 def limit_overrides(exp, model: str, limit: int, merged: Optional[Path]) -> tuple[dict, str]:

@@ -26,7 +26,8 @@ import pytest
 
 from conftest import demo_config
 from evalsuite.faults import ENV, POINTS
-from evalsuite.store import ExperimentRecord, Store
+from evalsuite.schema import ExperimentRecord
+from evalsuite.store import Store
 
 pytestmark = pytest.mark.slow
 

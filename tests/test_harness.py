@@ -84,7 +84,7 @@ def test_log_softmax_in_the_model_dtype_only_in_the_leaderboard_profile(two_mode
 
 
 def test_harness_is_part_of_the_job_identity_and_picks_the_model_class():
-    from evalsuite.models.load import ModelRef
+    from evalsuite.schema import ModelRef
     from evalsuite.run.jobs import Job, JobSettings
 
     ref = ModelRef(name="m", role="parent", pretrained="/m", identity="sha256:x", dtype="float32", device="cpu")
@@ -99,7 +99,7 @@ def test_harness_is_part_of_the_job_identity_and_picks_the_model_class():
 
 def _study_processes(harness: str):
     from evalsuite.config import load_experiment
-    from evalsuite.models.load import ModelRef
+    from evalsuite.schema import ModelRef
     from evalsuite.run.runner import plan_jobs, plan_processes
 
     exp = load_experiment(REPO / "evalsuite.yaml", overrides={"harness": harness})
@@ -338,7 +338,7 @@ def test_bbh_snarks_prompt_has_the_forks_newline_only_in_the_leaderboard_profile
 def test_math_jobs_name_the_math_verify_version_and_need_a_working_original_parser(monkeypatch):
     from importlib.metadata import version
 
-    from evalsuite.models.load import ModelRef
+    from evalsuite.schema import ModelRef
     from evalsuite.run import runner
     from evalsuite.run.jobs import Job, JobSettings
 
@@ -386,7 +386,7 @@ def test_published_parents_leave_one_lm_eval_process_for_the_reference_study():
     """evalsuite-published.yaml: both parents from the leaderboard's details, so the GPU runs one
     process (the candidate's six benchmarks) instead of three (18 jobs in upstream terms)."""
     from evalsuite.config import load_experiment
-    from evalsuite.models.load import ModelRef
+    from evalsuite.schema import ModelRef
     from evalsuite.run.runner import plan_jobs, plan_processes
 
     exp = load_experiment(REPO / "evalsuite-published.yaml")

@@ -19,7 +19,8 @@ from evalsuite.cli.main import main
 from evalsuite.errors import UserError
 from evalsuite.history import db_path, get_run, list_baselines, list_runs, record_run
 from evalsuite.report.plots import trend_figure, trend_png
-from evalsuite.store import ExperimentRecord, Store
+from evalsuite.schema import ExperimentRecord
+from evalsuite.store import Store
 
 from conftest import NIGHTLY_BENCHMARKS
 from conftest import nightly_config as demo_config
@@ -177,7 +178,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 from evalsuite.history import record_run
-from evalsuite.store import ExperimentRecord
+from evalsuite.schema import ExperimentRecord
 
 root, record_file, kill_at, marker = sys.argv[1:5]
 

@@ -131,7 +131,7 @@ def test_import_gives_the_run_s_numbers_and_full_agreement(real_run, imported):
 
 
 def test_stored_jobs_are_ordinary_jobs(real_run, imported):
-    from evalsuite.compare import load_study
+    from evalsuite.study import read_study
     from evalsuite.store import Store
 
     store, result = imported
@@ -148,7 +148,7 @@ def test_stored_jobs_are_ordinary_jobs(real_run, imported):
         assert list(line)[:11] == ["doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "filter",
                                    "metrics", "doc_hash", "prompt_hash", "target_hash"]
         assert set(line["arguments"]) == {"gen_args_0"} or all(k.startswith("gen_args_") for k in line["arguments"])
-    study = load_study(store.root, "pub")
+    study = read_study(store.root, "pub")
     assert study.candidate == "pub" and sorted(study.docs["pub"]) == sorted(BENCHMARKS)
     exp = json.loads(store.experiment_file("pub").read_text())
     assert exp["models"][0]["published"] is True and exp["models"][0]["identity"] == result.identity

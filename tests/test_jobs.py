@@ -10,7 +10,8 @@ import pytest
 
 from evalsuite.config import Experiment, ModelSpec
 from evalsuite.errors import UserError
-from evalsuite.models.load import ModelRef, folder_identity, resolve_model
+from evalsuite.models.load import folder_identity, resolve_model
+from evalsuite.schema import ModelRef
 from evalsuite.run.jobs import Job, JobSettings
 
 

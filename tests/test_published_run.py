@@ -40,11 +40,11 @@ def details_folder(demo_run, model: str, dest: Path) -> Path:
 def plant(demo_run, details: Path) -> dict:
     """PAYLOAD (HTML) at the head of every prompt of one BBH document of the published parent where
     it and the candidate disagree, so the report shows the parent's prompt; returns the doc."""
-    from evalsuite.compare import load_study
     from evalsuite.samples import pair_docs
+    from evalsuite.study import read_study
     from evalsuite.suite import load_suite
 
-    study = load_study(demo_run.store.root, demo_run.exp.name)
+    study = read_study(demo_run.store.root, demo_run.exp.name)
     bench = load_suite().get("bbh")
     for task in bench.leaf_tasks:
         a, b = study.docs["tiny-merge"]["bbh"][task], study.docs["tiny-parent_a"]["bbh"][task]
@@ -86,8 +86,8 @@ def test_a_published_parent_is_imported_not_evaluated_and_marked_in_the_report(d
     assert main(["run", "--all", "--config", str(cfg), "--quiet"]) == 0
     store = Store(results)
     rec = store.read_experiment("with-published")
-    pub = next(m for m in rec.models if m["name"] == "parent_a-published")
-    assert pub["published"] == str(details) and pub["identity"].startswith("sha256:") and pub["role"] == "parent"
+    pub = next(m for m in rec.models if m.name == "parent_a-published")
+    assert pub.published == str(details) and pub.identity.startswith("sha256:") and pub.role == "parent"
     assert set(rec.jobs["parent_a-published"]) == set(demo_run.exp.benchmarks)
     assert rec.jobs["tiny-merge"] == demo.jobs["tiny-merge"] and rec.jobs["tiny-parent_b"] == demo.jobs["tiny-parent_b"]
     # the imported jobs give the numbers the demo's own jobs of that model give

@@ -17,7 +17,8 @@ from evalsuite.cli.main import main
 from evalsuite.fixtures.tiny import build_demo_models
 from evalsuite.history import db_path, get_run, record_run
 from evalsuite.regress import BenchmarkResult, Difference, RegressReport, junit_xml, regress
-from evalsuite.store import ExperimentRecord, JobRecord, Store
+from evalsuite.schema import ExperimentRecord, JobRecord
+from evalsuite.store import Store
 
 from conftest import NIGHTLY_BENCHMARKS
 from conftest import nightly_config as demo_config

@@ -29,9 +29,9 @@ import yaml
 from markupsafe import escape
 
 from evalsuite.cli.main import main
-from evalsuite.compare import load_study
 from evalsuite.samples import pair_docs
 from evalsuite.score import score_paths
+from evalsuite.study import read_study
 from evalsuite.suite import load_suite
 
 REPO = Path(__file__).resolve().parent.parent
@@ -170,7 +170,7 @@ def test_report_renders_from_real_demo_results(demo, capsys):
     cand, parents = _names(demo["results"])
     assert side["experiment"] == demo["name"] and side["candidate"] == cand and side["parents"] == parents
     # the headline numbers are the scorer's numbers for the jobs' results files
-    study = load_study(demo["results"], demo["name"])
+    study = read_study(demo["results"], demo["name"])
     for model, scores in study.scores.items():
         expected = score_paths([study.job_dirs[model][b] / study.jobs[model][b].results_file for b in study.jobs[model]])[0]
         for col, value in side["headline"][model].items():
@@ -273,7 +273,7 @@ def _planted_report(demo: dict, tmp_path: Path) -> tuple[dict, dict]:
     disagree (prompt, target and output of that samples line); returns (copy, planted doc)."""
     copy = _copy_demo(demo, tmp_path)
     suite = load_suite()
-    study = load_study(copy["results"], copy["name"])
+    study = read_study(copy["results"], copy["name"])
     cand = study.candidate
     for bench in suite.benchmarks:
         if bench.id not in study.docs[cand]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from evalsuite.cli.main import main
-from evalsuite.store import JobRecord, Store
+from evalsuite.schema import JobRecord
+from evalsuite.store import Store
 from conftest import demo_config
 
 pytestmark = pytest.mark.slow

@@ -26,7 +26,8 @@ from conftest import REPO, demo_config
 from evalsuite.cli.main import main
 from evalsuite.errors import UserError
 from evalsuite.paths import inside
-from evalsuite.store import ExperimentRecord, Store
+from evalsuite.schema import ExperimentRecord
+from evalsuite.store import Store
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

@@ -10,7 +10,8 @@ import pytest
 
 from evalsuite.cli.main import main
 from evalsuite.errors import UserError
-from evalsuite.store import JobRecord, Store, atomic_write_text
+from evalsuite.schema import JobRecord
+from evalsuite.store import Store, atomic_write_text
 
 
 def fake_job(store: Store, job_id: str = "m--bbh--0123") -> JobRecord:

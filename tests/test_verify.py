@@ -288,7 +288,10 @@ def test_limit_runs_only_that_model_with_the_limit(demo, capsys, tmp_path, monke
     def fake_run(exp, *, console=None, quiet=False):
         seen.append(exp)
         name = exp.candidate.display_name
-        return RunOutcome(experiment=exp.name, models=[], done={name: _jobs(demo, name)})
+        from evalsuite.verify import stored_runs
+
+        return RunOutcome(experiment=exp.name, models=[], done={name: _jobs(demo, name)},
+                          study=stored_runs(demo.store, demo.exp.name, name))
 
     monkeypatch.setattr(runner, "run_experiment", fake_run)
     ref = details_folder(demo, PARENT_A, tmp_path / "details", "evalsuite-fixtures__parent_a")

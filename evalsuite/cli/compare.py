@@ -29,11 +29,11 @@ def compare(
     """
     from rich.console import Console
 
-    from evalsuite.compare import compare_study, load_study
     from evalsuite.config import load_experiment
+    from evalsuite.study import compare_study, read_study
 
     exp = load_experiment(config)
-    study = load_study(Path(exp.output.results), exp.name)
+    study = read_study(Path(exp.output.results), exp.name)
     comparison = compare_study(study, stats=stats.over(exp.stats))
     out = Console()
     for table in tables(study, comparison):
@@ -54,9 +54,9 @@ def tables(study, comparison) -> list:
     for c in cols:
         scores.add_column(c, justify="right")
     for m in study.models:
-        name = m["name"]
+        name = m.name
         s = study.scores.get(name)
-        cells = [f"{name} ({m.get('role')})"]
+        cells = [f"{name} ({m.role})"]
         for c in cols:
             v = s.value(c) if s else None
             iv = comparison.intervals.get(name, {}).get(c)

@@ -29,6 +29,7 @@ def import_(
     from evalsuite import score as sc
     from evalsuite.details import agreement_rows, import_details
     from evalsuite.store import Store
+    from evalsuite.study import load_study
 
     if config is not None:
         from evalsuite.config import load_experiment
@@ -38,7 +39,9 @@ def import_(
         root = Path("results")
     store = Store(root)
     result = import_details(source, name, store, run=run)
-    scores = sc.score_paths([store.job_dir(r.job_id) for r in result.jobs.values()])
+    # its jobs were hashed by the import (stored now, or checked when reused): scored from the study
+    study = load_study(store, store.read_experiment(name), verified={r.job_id for r in result.jobs.values()})
+    scores = [study.scores[name]]
     rows = agreement_rows(result)
     head = f"{result.name}: run {result.run} of {result.source} ({result.identity}); " + (
         "reused the stored jobs" if result.reused else f"re-scored with lm-eval {result.lm_eval}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +11,6 @@ from rich.table import Table
 
 from evalsuite.config import load_experiment
 from evalsuite.errors import UserError
-from evalsuite.suite import load_suite
 
 
 def run(
@@ -58,19 +56,18 @@ def run(
     exp = load_experiment(config, overrides)
 
     from evalsuite.run.runner import run_experiment
-    from evalsuite.store import Store
 
     console = Console(stderr=True, quiet=quiet)
     outcome = run_experiment(exp, console=console, quiet=quiet)
-    store = Store(Path(exp.output.results))
+    study = outcome.study
     if any(outcome.done.values()):
         from evalsuite.history import record_run
 
-        run_id = record_run(store.root, store.read_experiment(exp.name), failed=outcome.failed)
-        console.print(f"history: recorded run {run_id} ({store.root / 'history.sqlite'})")
+        run_id = record_run(study.store.root, study, failed=outcome.failed)
+        console.print(f"history: recorded run {run_id} ({study.store.root / 'history.sqlite'})")
     out = Console(width=None if Console().is_terminal else 160)
-    out.print(raw_table(outcome, store))
-    scores = normalized_scores(outcome, store)
+    out.print(raw_table(study))
+    scores = normalized_scores(study)
     if scores:
         from evalsuite.score import render_table
 
@@ -83,34 +80,31 @@ def run(
     if not no_report:
         from evalsuite.report import report_experiment
 
-        paths = report_experiment(exp)
+        paths = report_experiment(exp, study=study)
         console.print(f"report: {paths.html}  (evalsuite view --config {config} to browse)")
 
 
-def normalized_scores(outcome, store) -> list:
-    """Leaderboard numbers per model of the run, named as in the experiment."""
-    from evalsuite.score import load_results_as, score_model
-
-    return [score_model(load_results_as([store.results_path(r) for r in per.values()], model), load_suite())
-            for model, per in outcome.done.items() if per]
+def normalized_scores(study) -> list:
+    """Leaderboard numbers per model of the run (evalsuite.study), named as in the experiment."""
+    return [study.scores[m.name] for m in study.models if m.name in study.scores]
 
 
-def raw_table(outcome, store) -> Table:
+def raw_table(study) -> Table:
     """Raw lm-eval metrics (each benchmark's group value, as lm-eval aggregated it)."""
-    suite = load_suite()
-    benches = [b for b in suite.benchmarks if any(b.id in per for per in outcome.done.values())]
+    suite = study.suite
+    benches = [b for b in suite.benchmarks if any(b.id in per for per in study.runs.values())]
     table = Table(title="Raw lm-eval metrics (group values, not leaderboard-normalized)")
     table.add_column("model")
     for b in benches:
         table.add_column(f"{b.display}\n{b.metrics[0].split(',')[0]}", justify="right")
-    for model, per in outcome.done.items():
+    for model, per in study.runs.items():
         row = [model]
         for b in benches:
-            rec = per.get(b.id)
-            if rec is None:
+            job = per.get(b.id)
+            if job is None:
                 row.append("—")
                 continue
-            res = json.loads(store.results_path(rec).read_text())["results"].get(b.group, {})
+            res = job.results["results"].get(b.group, {})
             val = res.get(b.metrics[0])
             row.append(f"{val:.4f}" if isinstance(val, (int, float)) else "—")
         table.add_row(*row)

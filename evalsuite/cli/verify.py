@@ -66,10 +66,11 @@ def verify(
     store = Store(Path(exp.output.results))
     experiment = exp.name
     if limit is not None:
-        experiment, jobs = _limited_run(exp, config, model, limit, quiet)
+        experiment, study = _limited_run(exp, config, model, limit, quiet)
     else:
-        jobs = vf.stored_jobs(store, exp.name, model)
-    local = vf.side_from_jobs(store, jobs, model, suite, where=f"{store.root} (experiment {experiment})")
+        study = vf.stored_runs(store, exp.name, model)
+    jobs = study.runs[model]
+    local = vf.side_from_runs(jobs, model, suite, where=f"{store.root} (experiment {experiment})", scores=study.scores.get(model))
     ref = vf.reference_side(against, spec, store, suite, list(jobs))
     result = vf.verify_sides(model, experiment, local, ref, benchmarks=list(jobs), suite=suite, tolerance=tol,
                              stats=stats.over(exp.stats), limit=limit)
@@ -105,10 +106,9 @@ def _limited_run(exp, config: Path, model: str, limit: int, quiet: bool):
         for line in outcome.failed:
             typer.echo(f"failed: {line}", err=True)
         raise typer.Exit(1)
-    jobs = outcome.done.get(model) or {}
-    if not jobs:
+    if not outcome.done.get(model):
         raise UserError(f"the --limit run of {model} stored no jobs")
-    return run_exp.name, jobs
+    return run_exp.name, outcome.study
 
 
 def _pct(n, paired: int) -> str:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal, Optional
-
-from pydantic import BaseModel
+from typing import Optional
 
 from evalsuite.config import Experiment, ModelSpec
 from evalsuite.errors import UserError
@@ -23,23 +21,9 @@ from evalsuite.hub import env_offline, model_snapshot  # noqa: F401  (env_offlin
 from evalsuite.models.check import check_model_folder
 from evalsuite.models.file_cache import file_key, read_cache, write_cache
 from evalsuite.store import file_sha256
+from evalsuite.schema import ModelRef
 
 IGNORED_FILES = {"README.md", ".gitattributes", "merge_plan.json", "evalsuite_merge.json", "fixture.json"}
-
-
-class ModelRef(BaseModel):
-    name: str
-    role: Literal["candidate", "parent"]
-    pretrained: str
-    revision: Optional[str] = None
-    identity: str
-    dtype: str
-    device: str
-    chat_template: bool = False
-    multiturn: bool = False
-    trust_remote_code: bool = False
-    local_path: Optional[Path] = None
-    published: Optional[str] = None  # the leaderboard's details (repo id or folder): no model is loaded
 
 
 def resolve_device(device: str) -> str:

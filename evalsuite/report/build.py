@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from evalsuite.faults import checkpoint
 from evalsuite.store import atomic_write_text, sweep_stale
-from evalsuite.compare import Comparison, Study, compare_study, load_study
+from evalsuite.compare import Comparison
 from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
 from evalsuite.paths import inside
@@ -25,6 +25,7 @@ from evalsuite.report import plots
 from evalsuite.report.published import PublishedRow, match_published, read_published
 from evalsuite.report.samples import disagreements
 from evalsuite.score import table_columns
+from evalsuite.study import Study, compare_study, read_study
 from evalsuite.suite import Suite, load_suite
 
 SIDECAR_SCHEMA = 1
@@ -86,9 +87,9 @@ def _headline(study: Study, comparison: Comparison, suite: Suite, published: lis
     by_parent = {p: {r.display: r for r in comparison.for_parent(p)} for p in comparison.parents}
     averages = {a.parent: a for a in comparison.averages}
     for model in study.models:
-        name = model["name"]
+        name = model.name
         scores = study.scores.get(name)
-        pub = match_published(published, model) if published else None
+        pub = match_published(published, model.model_dump(mode="json")) if published else None
         cells = []
         for col in columns:
             iv = comparison.intervals.get(name, {}).get(col)
@@ -108,8 +109,8 @@ def _headline(study: Study, comparison: Comparison, suite: Suite, published: lis
                 published=pub.values.get(col) if pub else None,
                 compare=cmp,
             ))
-        rows.append(dict(name=name, role=model.get("role", ""), cells=cells, published_model=pub.model if pub else None,
-                         from_details=bool(model.get("published"))))
+        rows.append(dict(name=name, role=model.role, cells=cells, published_model=pub.model if pub else None,
+                         from_details=bool(model.published)))
     return dict(columns=columns, rows=rows, has_published=any(r["published_model"] for r in rows))
 
 
@@ -145,8 +146,8 @@ def _plots(study: Study, comparison: Comparison, suite: Suite, headline: dict, m
 
 
 def _merge_info(study: Study) -> Optional[dict]:
-    cand = next(m for m in study.models if m.get("role") == "candidate")
-    folder = Path(cand["local_path"]) if cand.get("local_path") else None
+    cand = study.record.candidate
+    folder = Path(cand.local_path) if cand.local_path else None
     if folder is None or not folder.is_dir():
         return None
     info: dict[str, Any] = dict(rows=None, title=None, method=None, parents=None, plan_error=None, fingerprint=None, recipe=None)
@@ -175,9 +176,9 @@ def _merge_info(study: Study) -> Optional[dict]:
 def _provenance(study: Study) -> dict[str, Any]:
     jobs, envs = [], {}
     for model in study.models:
-        name = model["name"]
-        for bench_id, job in study.jobs.get(name, {}).items():
-            res = study.results.get(name, {}).get(bench_id, {})
+        name = model.name
+        for bench_id, run in study.runs.get(name, {}).items():
+            job, res = run.record, run.results
             cfg = res.get("config") if isinstance(res.get("config"), dict) else {}
             hashes = res.get("task_hashes") if isinstance(res.get("task_hashes"), dict) else {}
             env = str(res.get("pretty_env_info") or "")
@@ -270,12 +271,14 @@ def build_report(
     stats: StatsSettings = StatsSettings(),
     per_pair: int = 80,
     suite: Optional[Suite] = None,
+    study: Optional[Study] = None,
 ) -> ReportPaths:
-    """Read an experiment's stored results and write `<name>.html`, `<name>.md`, `<name>.json`.
+    """Read an experiment's stored results (or take its `study`, e.g. the one `evalsuite run` just
+    made) and write `<name>.html`, `<name>.md`, `<name>.json`.
 
     Files are written atomically, the sidecar last (a report is listed once it is complete)."""
-    suite = suite or load_suite()
-    study = load_study(Path(results_dir), experiment, suite)
+    suite = suite or (study.suite if study is not None else load_suite())
+    study = study or read_study(Path(results_dir), experiment, suite)
     if not study.scores.get(study.candidate):
         raise UserError(f"{results_dir}: experiment {experiment!r} has no finished job of the candidate {study.candidate}")
     comparison = compare_study(study, suite=suite, stats=stats)

@@ -7,14 +7,16 @@ Model outputs are untrusted text: they are only ever passed to the template as p
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from pydantic import BaseModel
 
-from evalsuite.compare import Study
 from evalsuite.samples import pair_docs, read_records
 from evalsuite.suite import Suite
+
+if TYPE_CHECKING:
+    from evalsuite.study import Study
 
 PROMPT_CHARS = 3000  # the end of the prompt: the question sits after the few-shot examples
 OUTPUT_CHARS = 4000
@@ -95,7 +97,7 @@ def output_of(rec: dict, metric: str) -> str:
     return "\n".join(f"{'▶' if i == pick else ' '} {c.strip():<24} log-likelihood {v:9.3f}" for i, (c, v) in enumerate(zip(choices, lls)))
 
 
-def disagreements(study: Study, suite: Suite, per_pair: int = 80) -> list[BrowserSection]:
+def disagreements(study: "Study", suite: Suite, per_pair: int = 80) -> list[BrowserSection]:
     """For each benchmark and parent, up to `per_pair` disagreeing documents (round-robin over
     subtasks, in doc_id order, so every subtask shows up)."""
     cand = study.candidate

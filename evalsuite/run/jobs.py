@@ -25,7 +25,7 @@ from typing import Optional, Union
 from pydantic import BaseModel
 
 from evalsuite.config import Backend
-from evalsuite.models.load import ModelRef
+from evalsuite.schema import Harness, ModelRef, TaskIndex
 
 SEEDS = "0,1234,1234,1234"  # lm-eval's defaults (random, numpy, torch, fewshot), made explicit
 LEADERBOARD_GROUP = "leaderboard"
@@ -39,8 +39,8 @@ class JobSettings(BaseModel):
     offline: bool = False
     threads: Optional[int] = None
     backend: Backend = Backend()
-    task_index: str = "leaderboard"  # how the child starts (see run/lm_eval_main.py); not identity
-    harness: str = "upstream"  # "leaderboard" | "upstream" (config.Harness); identity
+    task_index: TaskIndex = "leaderboard"  # how the child starts (see run/lm_eval_main.py); not identity
+    harness: Harness = "upstream"  # identity
 
 
 class Job(BaseModel):

@@ -24,7 +24,8 @@ from pydantic import BaseModel
 from evalsuite.faults import checkpoint
 from evalsuite.run.jobs import CLI_MODULE, Job, Process
 from evalsuite.run.lm_eval_main import FULL_INDEX_ENV
-from evalsuite.store import JobRecord, Store, disk_full
+from evalsuite.schema import JobRecord
+from evalsuite.store import Store, disk_full
 
 
 class JobFailed(Exception):
@@ -115,12 +116,13 @@ def commit(process: Process, workdir: Path, ex: Execution, store: Store) -> list
         return [_commit_folder(workdir, record, store)]
     records = []
     try:
+        data = json.loads(results[0].read_text(encoding="utf-8"))  # parsed once for all its jobs
         for job in process.jobs:
             if job.job_id in process.done:
                 continue
             tmp = store.new_job_dir(job.job_id)
             try:
-                rel_results, rel_samples, extra = split(workdir, results[0], job, tmp)
+                rel_results, rel_samples, extra = split(workdir, results[0], job, tmp, data)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
@@ -133,7 +135,7 @@ def commit(process: Process, workdir: Path, ex: Execution, store: Store) -> list
 PROCESS_RESULTS = "process_results_"  # lm-eval's whole results file of a shared process, kept beside
 
 
-def split(workdir: Path, results: Path, job: Job, dest: Path) -> tuple[str, list[str], list[str]]:
+def split(workdir: Path, results: Path, job: Job, dest: Path, data: Optional[dict] = None) -> tuple[str, list[str], list[str]]:
     """One job's share of a shared process's output, into the job folder `dest`: the results file
     restricted to the job's benchmark (its group and leaf tasks, under every per-task key), its
     own samples files, lm-eval's whole results file (as `process_results_<date>.json`), the log
@@ -142,7 +144,8 @@ def split(workdir: Path, results: Path, job: Job, dest: Path) -> tuple[str, list
 
     bench = load_suite().get(job.benchmark)
     tasks = {bench.group, *bench.leaf_tasks}
-    data = json.loads(results.read_text(encoding="utf-8"))
+    if data is None:  # `data`: the results file, already parsed
+        data = json.loads(results.read_text(encoding="utf-8"))
     mine = {k: ({t: x for t, x in v.items() if t in tasks} if k in PER_TASK_KEYS and isinstance(v, dict) else v) for k, v in data.items()}
     folder = results.parent.relative_to(workdir)
     (dest / folder).mkdir(parents=True)

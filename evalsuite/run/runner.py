@@ -11,17 +11,19 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from evalsuite.config import Experiment
 from evalsuite.errors import UserError
-from evalsuite.models.load import ModelRef, resolve_model
+from evalsuite.models.load import resolve_model
 from evalsuite.paths import inside
 from evalsuite.run.jobs import Job, JobSettings, Process
 from evalsuite.run.local import LocalExecutor
-from evalsuite.store import ExperimentRecord, JobRecord, Store, sweep_stale
+from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef
+from evalsuite.store import Store, sweep_stale
+from evalsuite.study import Study, load_study
 from evalsuite.suite import load_suite
 
 
@@ -33,11 +35,16 @@ def _digest(value) -> str:
 
 
 class RunOutcome(BaseModel):
+    """What one `evalsuite run` did, and the study of its experiment record (evalsuite.study)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     experiment: str
     models: list[ModelRef]
     done: dict[str, dict[str, JobRecord]]  # model -> benchmark -> record
     reused: int = 0
     failed: list[str] = []  # one line per failed job, with its log path
+    study: SkipValidation[Optional[Study]] = Field(default=None, exclude=True)  # set once the experiment record is written
 
     @property
     def ok(self) -> bool:
@@ -305,13 +312,14 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
         executor.run(processes, store, _ProgressEvents(progress, overall, current, outcome))
         progress.update(current, visible=False)
 
-    store.write_experiment(
-        ExperimentRecord(
-            experiment=exp.name,
-            config_file=str(exp.source_file) if exp.source_file else None,
-            finished=time.time(),
-            models=[r.model_dump(mode="json") for r in refs],
-            jobs={m: {b: r.job_id for b, r in per.items()} for m, per in outcome.done.items()},
-        )
+    record = ExperimentRecord(
+        experiment=exp.name,
+        config_file=str(exp.source_file) if exp.source_file else None,
+        finished=time.time(),
+        models=refs,
+        jobs={m: {b: r.job_id for b, r in per.items()} for m, per in outcome.done.items()},
     )
+    store.write_experiment(record)
+    # every job of the record was hashed in this process (the reuse check, the commit, the import)
+    outcome.study = load_study(store, record, verified={r.job_id for per in outcome.done.values() for r in per.values()})
     return outcome
