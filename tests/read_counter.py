@@ -3,7 +3,7 @@
 Every open of a `results_*.json` or `samples_*.jsonl` file is recorded with what it was for,
 from the functions on the stack: `hash` (only hashed: `store.file_sha256`), `parse+hash` (a
 samples file parsed with its digest checked in the same pass: `read_samples(..., sha256=...)`),
-`parse` (read to be decoded), `records` (a few full records re-read by offset, the report's
+`parse` (read to be decoded), `records` (a few full records re-read by offset: `samples.read_records`, the report's
 sample browser), `copy` (`shutil.copyfile`). Writes are not counted. A results file is decoded
 as JSON at every `parse` open. Paths are
 keyed by job: a job's temp folder (`jobs/.tmp-<job>-<pid>`) counts as the job folder.
@@ -31,7 +31,7 @@ def _purpose(frame) -> str:
             return "hash"
         if name == "read_samples":
             return "parse+hash" if f.f_locals.get("sha256") else "parse"
-        if name == "_read_lines":
+        if name in ("_read_lines", "read_records"):  # a few records re-read by offset (samples.read_records)
             return "records"
         if name == "copyfile":
             return "copy"
