@@ -59,14 +59,14 @@ def _benches(sweep: Sweep) -> list[Benchmark]:
     return [b for b in suite.benchmarks if b.id in ids]
 
 
-def n_docs_of(store: Store, outcome: RunOutcome, benchmarks: list[str]) -> dict[str, dict[str, int]]:
-    """Documents per leaf task, from the parents' results (lm-eval's n-samples); parents must agree."""
+def n_docs_of(outcome: RunOutcome, benchmarks: list[str]) -> dict[str, dict[str, int]]:
+    """Documents per leaf task, from the parents' results (lm-eval's n-samples, as the run's study
+    parsed them); the parents must agree."""
     suite = load_suite()
     out: dict[str, dict[str, int]] = {}
-    for model, per in outcome.done.items():
+    for model, per in outcome.study.runs.items():
         for bench in benchmarks:
-            rec = per[bench]
-            data = json.loads(store.results_path(rec).read_text())
+            data = per[bench].results
             counts = {t: int(data["n-samples"][t]["original"]) for t in suite.get(bench).leaf_tasks}
             if bench in out and out[bench] != counts:
                 raise UserError(f"{bench}: the parents were evaluated on different documents ({model}: {counts} vs {out[bench]})")
@@ -155,7 +155,7 @@ class _Driver:
         if not outcome.ok:
             raise SweepFailed("; ".join(outcome.failed))
         rec.parents = {m: {b: r.job_id for b, r in per.items()} for m, per in outcome.done.items()}
-        rec.n_docs = n_docs_of(self.store, outcome, self.sweep.base.benchmarks)
+        rec.n_docs = n_docs_of(outcome, self.sweep.base.benchmarks)
         self.parent_outcome = outcome
         return outcome
 
@@ -305,7 +305,7 @@ def run_sweep(sweep: Sweep, *, strategy: Optional[Strategy] = None, console: Opt
         records.write_record(d.store, rec)
         # one survivor: nothing left to decide on subsets, straight to the full set
         r = n_rounds - 1 if len(alive) == 1 and r < n_rounds - 1 else r + 1
-    _rank(d, rec, jobs, dropped_in, by_name)
+    _rank(d, rec, jobs, dropped_in)
     _verdicts(d, rec, jobs)
     rec.requests = sum(cr.requests for c in rec.candidates if c.name in jobs for cr in c.rounds if cr.round - 1 in jobs[c.name])
     rec.status, rec.finished = "finished", time.time()
@@ -313,7 +313,7 @@ def run_sweep(sweep: Sweep, *, strategy: Optional[Strategy] = None, console: Opt
     return rec
 
 
-def _rank(d: _Driver, rec: SweepRecord, jobs, dropped_in: dict[str, int], by_name: dict[str, Candidate]) -> None:
+def _rank(d: _Driver, rec: SweepRecord, jobs, dropped_in: dict[str, int]) -> None:
     """Finalists by their full-set objective, then the dropped, later rounds first, each by the
     objective it had when dropped; ties keep the config's order."""
     final = rec.rounds[-1].round

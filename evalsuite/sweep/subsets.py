@@ -50,8 +50,3 @@ def round_samples(n_docs: Mapping[str, int], shares: Sequence[float], seed: int,
         new = ids[start:counts[round_index]]
         out[task] = sorted(new) if new else [ids[0]]
     return out
-
-
-def seen(n_docs: Mapping[str, int], shares: Sequence[float], seed: int, round_index: int) -> dict[str, int]:
-    """How many distinct documents of each task a candidate has seen after `round_index`."""
-    return {task: cumulative_counts(n, shares)[round_index] for task, n in n_docs.items()}
