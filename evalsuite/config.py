@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID
-from evalsuite.schema import Harness, TaskIndex
+from evalsuite.schema import Harness, StartMode, TaskIndex
 from evalsuite.suite import load_suite
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,127}\Z")  # names become file names (see evalsuite.paths)
@@ -151,6 +151,11 @@ class ExecutorConfig(_Strict):
     # folder (+ mirror overrides), "full" = the stock CLI's whole tree (~7 s more per job). Same
     # task files either way, so the same numbers.
     task_index: TaskIndex = "leaderboard"
+    # How each local lm_eval process starts: "warm" = forked from a zygote that has torch and
+    # transformers imported (evalsuite/run/warm.py; ~4 s less per process on the CI machine), falling
+    # back to a fresh process where that is not safe; "fresh" = a new interpreter. Same program,
+    # same arguments, same numbers.
+    start: StartMode = "warm"
 
 
 class Output(_Strict):

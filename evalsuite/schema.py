@@ -33,6 +33,7 @@ Role = Literal["candidate", "parent"]
 Harness = Literal["leaderboard", "upstream"]
 # Which task files each lm_eval process indexes at start (evalsuite/run/lm_eval_main.py).
 TaskIndex = Literal["leaderboard", "full"]
+StartMode = Literal["warm", "fresh"]  # how a local lm_eval process starts (evalsuite/run/warm.py); not identity
 
 
 class ModelRef(BaseModel):
@@ -84,6 +85,9 @@ class JobRecord(BaseModel):
     sha256: dict[str, str] = Field(default_factory=dict)  # relative path -> hash of lm-eval's files
     started: float
     finished: float
+    # how its lm-eval process started: forked from a warm zygote or a fresh interpreter
+    # (evalsuite/run/warm.py; not identity: the same program either way). None: imported, or older.
+    start: Optional[StartMode] = None
 
     @property
     def duration_s(self) -> float:

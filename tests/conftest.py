@@ -25,11 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 class DemoRun:
     """A finished run of the demo experiment (examples/demo.yaml) in a session temp folder."""
 
-    def __init__(self, config: Path):
+    def __init__(self, config: Path, reads=None):
         from evalsuite.config import load_experiment
         from evalsuite.store import Store
 
         self.config = config
+        self.reads = reads  # tests/read_counter.py's counts of the first run (None: a reused demo)
         self.exp = load_experiment(config)
         self.store = Store(Path(self.exp.output.results))
 
@@ -60,12 +61,30 @@ def demo_run(tmp_path_factory) -> DemoRun:
     reuse = os.environ.get("EVALSUITE_TEST_DEMO_CONFIG")  # dev loop: a demo run you already have
     if reuse:
         return DemoRun(Path(reuse))
+    from read_counter import count_reads
+
     config = demo_config(tmp_path_factory.mktemp("demo"))
-    assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
-    return DemoRun(config)
+    with count_reads() as reads:  # tests/test_study.py: what the first run read, and how often
+        assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+    return DemoRun(config, reads)
 
 
 NIGHTLY_BENCHMARKS = ["bbh", "gpqa"]
+
+
+@pytest.fixture(scope="session")
+def nightly_demo(tmp_path_factory):
+    """The nightly test config's run (`nightly_config`: the demo's candidate alone, bbh + gpqa, 2
+    documents per task), once per session: (its folder, its experiment record). The folder's
+    `results/` is shared: tests/test_history.py copies its jobs, tests/test_regress.py adds its own
+    runs of other candidates to it (every job of this run is then reused)."""
+    from evalsuite.cli.main import main
+    from evalsuite.store import Store
+
+    shared = tmp_path_factory.mktemp("nightly-demo")
+    config = nightly_config(shared / "a.yaml", shared / "results")
+    assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+    return shared, Store(shared / "results").read_experiment("nightly-demo")
 
 
 def nightly_config(dest: Path, results: Path, *, candidate: dict | None = None) -> Path:
@@ -91,3 +110,91 @@ def nightly_config(dest: Path, results: Path, *, candidate: dict | None = None) 
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(yaml.safe_dump(data, sort_keys=False))
     return dest
+
+
+# ------------------------------------------------------------------------------------------------
+# The count of lm-eval processes the suite starts (printed at the end of the run).
+# Every Python interpreter started under the test session records its command line (a
+# sitecustomize on PYTHONPATH); `evalsuite.run.local.execute` records each lm-eval process it
+# forks from a warm zygote (EVALSUITE_CHILD_LOG). lm-eval processes = interpreters running lm-eval's
+# CLI (`lm_eval`, `evalsuite.run.lm_eval_main`, `evalsuite.run.lm_eval_cli`) + warm forks.
+# EVALSUITE_TEST_COUNTS=<file> also writes the counts there as JSON (bench/suite.py).
+
+_SITECUSTOMIZE = '''
+import os, sys
+_log = os.environ.get("EVALSUITE_TEST_STARTS")
+if _log:
+    with open(_log, "a") as _fh:
+        _fh.write(str(os.getpid()) + "\\t" + "\\x1f".join(getattr(sys, "orig_argv", sys.argv)) + "\\n")
+'''
+LM_EVAL_PROGRAMS = ("evalsuite.run.lm_eval_main", "evalsuite.run.lm_eval_cli", "lm_eval")
+
+
+def pytest_configure(config):
+    import tempfile
+
+    if os.environ.get("EVALSUITE_TEST_STARTS"):  # a nested pytest: the outer session counts
+        return
+    folder = Path(tempfile.mkdtemp(prefix="evalsuite-test-starts-"))
+    (folder / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    os.environ["EVALSUITE_TEST_STARTS"] = str(folder / "starts.tsv")
+    os.environ["EVALSUITE_CHILD_LOG"] = str(folder / "warm.tsv")
+    config._evalsuite_counts = folder
+
+
+def lm_eval_program(argv: list[str]) -> str | None:
+    """The lm-eval program an interpreter's command line runs, if any."""
+    for i, arg in enumerate(argv[1:], 1):
+        if arg == "-m" and i + 1 < len(argv):
+            return argv[i + 1] if argv[i + 1] in LM_EVAL_PROGRAMS else None
+        if arg.startswith("-m") and len(arg) > 2:
+            return arg[2:] if arg[2:] in LM_EVAL_PROGRAMS else None
+        if not arg.startswith("-"):
+            return "lm_eval" if Path(arg).name == "lm_eval" else None
+    return None
+
+
+def child_counts(folder: Path) -> dict:
+    import collections
+
+    def rows(name):
+        path = folder / name
+        return [line.split("\t") for line in path.read_text().splitlines()] if path.exists() else []
+
+    starts = rows("starts.tsv")
+    programs = collections.Counter(lm_eval_program(r[1].split("\x1f")) for r in starts)
+    programs.pop(None, None)
+    zygotes = sum(1 for r in starts if "evalsuite.run.warm" in r[1].split("\x1f"))
+    warm = len(rows("warm.tsv"))
+    return {"lm_eval_processes": sum(programs.values()) + warm, "fresh": dict(programs), "warm": warm,
+            "zygotes": zygotes, "python_starts": len(starts)}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    import json
+
+    folder = getattr(config, "_evalsuite_counts", None)
+    if folder is None:
+        return
+    counts = child_counts(folder)
+    fresh = ", ".join(f"{k} {v}" for k, v in sorted(counts["fresh"].items())) or "none"
+    terminalreporter.write_line(
+        f"lm-eval processes: {counts['lm_eval_processes']} (fresh: {fresh}; forked warm: {counts['warm']}; "
+        f"zygotes: {counts['zygotes']}; Python starts in all: {counts['python_starts']})"
+    )
+    if os.environ.get("EVALSUITE_TEST_COUNTS"):
+        Path(os.environ["EVALSUITE_TEST_COUNTS"]).write_text(json.dumps(counts, indent=1))
+
+
+# Tests that start lm-eval (directly or through the session's shared runs) are `slow`: the fast tier
+# is `pytest -m "not slow"`. A test is marked here when it uses a fixture that runs lm-eval; tests
+# that start lm-eval themselves carry the mark in their module.
+E2E_FIXTURES = {"demo_run", "nightly_demo"}
+
+
+def pytest_collection_modifyitems(config, items):
+    slow = pytest.mark.slow
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
+            item.add_marker(slow)

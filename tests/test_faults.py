@@ -129,8 +129,9 @@ def fault_config(tmp_path: Path, demo_run) -> Path:
     )
 
 
-@pytest.mark.parametrize("point", list(RUNS))
-def test_sigkill_then_rerun_gives_identical_results(point, reference, tmp_path):
+def kill_and_rerun(point: str, reference, tmp_path: Path) -> None:
+    """One crash point: kill a run there, check nothing half-written is visible, re-run without the
+    fault, check every number, sample and shard equals the uninterrupted run's."""
     demo_run, ref_store, ref_jobs = reference
     config = fault_config(tmp_path, demo_run)
     results, reports = tmp_path / "results", tmp_path / "reports"
@@ -164,6 +165,35 @@ def test_sigkill_then_rerun_gives_identical_results(point, reference, tmp_path):
         assert (ours / shard).read_bytes() == (theirs / shard).read_bytes(), shard
     assert history_runs(results) == runs_before + 1
     assert len(list(reports.glob("*.json"))) >= 1
+
+
+@pytest.fixture(scope="module")
+def crash_cases(reference, request, tmp_path_factory) -> dict:
+    """`kill_and_rerun` for every crash point this session selected, two at a time (each case is an
+    `evalsuite run` process and its lm-eval child in folders of its own; the machine has two
+    cores): point -> None, or the exception the case raised (its test raises it again)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    selected = [item.callspec.params["point"] for item in request.session.items
+                if item.module is request.module and hasattr(item, "callspec") and "point" in item.callspec.params]
+
+    def case(point: str):
+        try:
+            kill_and_rerun(point, reference, tmp_path_factory.mktemp(f"fault-{point}"))
+        except BaseException as exc:  # noqa: BLE001  (reported by the point's own test)
+            return exc
+        return None
+
+    points = [p for p in RUNS if p in selected]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(points, pool.map(case, points)))
+
+
+@pytest.mark.parametrize("point", list(RUNS))
+def test_sigkill_then_rerun_gives_identical_results(point, crash_cases):
+    error = crash_cases[point]
+    if error is not None:
+        raise error
 
 
 def test_jobs_whose_model_path_differs_score_as_one_model(demo_run, tmp_path):

@@ -19,23 +19,13 @@ from evalsuite.cli.main import main
 from evalsuite.errors import UserError
 from evalsuite.history import db_path, get_run, list_baselines, list_runs, record_run
 from evalsuite.report.plots import trend_figure, trend_png
-from evalsuite.schema import ExperimentRecord
 from evalsuite.store import Store
 
 from conftest import NIGHTLY_BENCHMARKS
-from conftest import nightly_config as demo_config
 
 pytestmark = pytest.mark.slow
 
 BENCHMARKS = NIGHTLY_BENCHMARKS
-
-
-def run_demo(shared: Path) -> ExperimentRecord:
-    """`evalsuite run --all` of the test config into a results folder shared by the test modules
-    (the second module only reuses the finished jobs)."""
-    config = demo_config(shared / "a.yaml", shared / "results")
-    assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
-    return Store(shared / "results").read_experiment("nightly-demo")
 
 
 def fresh_root(shared: Path, dest: Path) -> Path:
@@ -46,10 +36,9 @@ def fresh_root(shared: Path, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    shared = tmp_path_factory.getbasetemp() / "regress-demo"
-    record = run_demo(shared)
-    return shared, record
+def demo(nightly_demo):
+    """The session's nightly run (tests/conftest.py): (its folder, its experiment record)."""
+    return nightly_demo
 
 
 def test_record_run_stores_scores_jobs_and_task_hashes(demo, tmp_path):
@@ -178,7 +167,6 @@ CHILD = """
 import sys, time
 from pathlib import Path
 from evalsuite.history import record_run
-from evalsuite.schema import ExperimentRecord
 
 root, record_file, kill_at, marker = sys.argv[1:5]
 

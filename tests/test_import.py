@@ -1,7 +1,7 @@
 """`evalsuite import` on genuine lm-eval 0.4.13 output of the tiny fixture model.
 
-One real run per module (`evalsuite run`, harness leaderboard, BBH + GPQA + MATH + IFEval, limit 2)
-laid out as the leaderboard's details repos are (`<org>__<model>/samples_<task>_<date>.jsonl` +
+One real run (the session demo's candidate: `evalsuite run`, harness leaderboard, all six
+benchmarks in one lm-eval process, limit 2) laid out as the leaderboard's details repos are (`<org>__<model>/samples_<task>_<date>.jsonl` +
 `results_<date>.json`, the whole results file of the process), and one `lm_eval.simple_evaluate`
 run whose in-memory samples are written as JSON lines. Every damaged folder below is made from
 those genuine files, and what is changed is stated where it is changed.
@@ -19,11 +19,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import REPO, nightly_config
+from conftest import REPO
 
-BENCHMARKS = ["bbh", "gpqa", "math_hard", "ifeval"]
+BENCHMARKS = ["ifeval", "bbh", "math_hard", "gpqa", "musr", "mmlu_pro"]  # the demo's candidate's six
 ORG_MODEL = "tiny-org__tiny-model"
 
 
@@ -37,21 +36,26 @@ class Run:
         self.results = base / "results"
         self.job_dirs = sorted(p for p in (self.results / "jobs").iterdir() if not p.name.startswith("."))
         self.date = next(self.results.rglob("process_results_*.json")).name[len("process_results_"):-len(".json")]
+        self.experiment = next((self.results / "experiments").glob("*.json")).stem
 
     def job_dir(self, bench: str) -> Path:
         return next(p for p in self.job_dirs if f"--{bench}--" in p.name)
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory) -> Run:
-    from evalsuite.cli.main import main
-
+def real_run(demo_run, tmp_path_factory) -> Run:
+    """The session demo's candidate (one lm-eval process over all six benchmarks, limit 2): its job
+    folders, experiment record, task overrides, datasets cache and NLTK data, copied (no lm-eval)."""
     base = tmp_path_factory.mktemp("import_run")
-    cfg = nightly_config(base / "exp.yaml", base / "results")
-    data = yaml.safe_load(cfg.read_text())
-    data.update(name="import-src", benchmarks=BENCHMARKS, limit=2)
-    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
-    assert main(["run", "--all", "--config", str(cfg), "--quiet", "--no-report"]) == 0
+    src, dest = demo_run.store.root, base / "results"
+    record = demo_run.store.read_experiment(demo_run.exp.name)
+    for job_id in record.jobs[record.candidate.name].values():
+        shutil.copytree(src / "jobs" / job_id, dest / "jobs" / job_id)
+    for sub in ("experiments", "tasks", "datasets", "nltk_data"):
+        shutil.copytree(src / sub, dest / sub, symlinks=True)
+    for other in (dest / "experiments").glob("*.json"):
+        if other.stem != demo_run.exp.name:
+            other.unlink()
     return Run(base)
 
 
@@ -124,7 +128,7 @@ def test_import_gives_the_run_s_numbers_and_full_agreement(real_run, imported):
     stored = score_paths([store.job_dir(r.job_id) for r in result.jobs.values()])
     assert _row(stored) == _row(direct)
     assert stored[0].model == "pub"
-    assert len(result.agreement) == 24 + 3 + 7 + 1
+    assert len(result.agreement) == 24 + 3 + 7 + 1 + 3 + 1
     for task, a in result.agreement.items():
         assert a.records == 2 and a.compared > 0 and a.agree == a.compared, (task, a)
         assert not a.filled and not a.notes
@@ -419,7 +423,7 @@ def test_name_of_an_evalsuite_run_is_refused(real_run, details, tmp_path, capsys
     results = tmp_path / "results"
     shutil.copytree(real_run.results / "experiments", results / "experiments")
     before = _listing(results)
-    rc, _, err = _import(details, results, "import-src", capsys=capsys)
+    rc, _, err = _import(details, results, real_run.experiment, capsys=capsys)
     assert rc == 2 and "is an evalsuite run, not an import" in err and len(err.strip().splitlines()) == 1
     assert _listing(results) == before
 

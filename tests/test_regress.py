@@ -75,15 +75,14 @@ def mcnemar_exact(only_now: int, only_before: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(nightly_demo, tmp_path_factory):
     """Real demo runs, recorded in a history of this module's own results folder:
     a1 = the demo candidate (untrained fixture model); b = a real run with another tiny model as
     candidate (fixture parent_b, given as a local folder); good = a real run with the candidate
     fine-tuned on the fixture BBH documents (tests/regress_models.py), a truly better model;
     a2 = `evalsuite run` of the untrained candidate again (every job reused), recorded last, so
     against `good` it is a real worse candidate."""
-    shared = tmp_path_factory.getbasetemp() / "regress-demo"  # the same jobs as tests/test_history.py
-    rec_a1 = run(demo_config(shared / "a.yaml", shared / "results"))
+    shared, rec_a1 = nightly_demo  # the session's nightly run (tests/conftest.py), shared with test_history
     models = build_demo_models(shared / "models")  # plain local model folders
     rec_b = run(demo_config(shared / "b.yaml", shared / "results", candidate={"path": str(models["parent_b"]), "name": "tiny-other"}))
     assert rec_b.jobs["tiny-other"]["bbh"] != rec_a1.jobs["tiny-candidate"]["bbh"]

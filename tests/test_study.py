@@ -62,22 +62,31 @@ def test_an_experiment_record_of_another_schema_gets_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_one_run_parses_each_results_file_once_and_hashes_each_samples_file_at_most_once(tmp_path):
-    """A first `evalsuite run` (jobs, history, tables, report) and its re-run (everything reused):
-    each results file is parsed once (`evalsuite.study`: the runner's study serves the history,
-    the CLI tables and the report), each samples file is hashed at most once (at its commit, or
-    the reuse check) and read in full at most twice (that hash and the report's one parse)."""
+def test_one_run_parses_each_results_file_once_and_hashes_each_samples_file_at_most_once(demo_run, tmp_path):
+    """The demo's first `evalsuite run` (jobs, history, tables, report: counted by the session's
+    demo fixture) and a re-run of it (everything reused) in a copy of its results: each results file
+    is parsed once (`evalsuite.study`: the runner's study serves the history, the CLI tables and the
+    report), each samples file is hashed at most once (at its commit, or the reuse check) and read in
+    full at most twice (that hash and the report's one parse)."""
+    import shutil
+
     from evalsuite.cli.main import main
     from evalsuite.suite import load_suite
 
-    n_samples = 3 * sum(len(load_suite().get(b).leaf_tasks) for b in ("bbh", "gpqa"))  # three models
-    config = demo_config(tmp_path, name="reads", **{"benchmarks: [ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": "benchmarks: [bbh, gpqa]"})
-    for label in ("first", "rerun"):
-        with count_reads() as counts:
-            assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+    if demo_run.reads is None:
+        pytest.skip("EVALSUITE_TEST_DEMO_CONFIG: a reused demo's first run was not counted")
+    models = 1 + len(demo_run.exp.parents)
+    n_samples = models * sum(len(load_suite().get(b).leaf_tasks) for b in demo_run.exp.benchmarks)
+    demo_dir = Path(demo_run.exp.output.results).parent
+    copy = tmp_path / "demo"
+    shutil.copytree(demo_dir, copy, symlinks=True, ignore=shutil.ignore_patterns("reports"))
+    config = demo_config(copy, name=demo_run.exp.name, results=copy / "results")
+    with count_reads() as rerun:
+        assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+    for label, counts in (("first", demo_run.reads), ("rerun", rerun)):
         s = counts.summary()
-        assert s["results_files"] >= 6 and s["samples_files"] == n_samples, (label, s)
+        assert s["results_files"] >= models * len(demo_run.exp.benchmarks) and s["samples_files"] == n_samples, (label, s)
         assert s["results_parses_max"] == 1, (label, counts.per_file("results", ("parse",)).most_common(3))
         assert s["samples_hashes_max"] == 1, (label, counts.per_file("samples", ("hash", "parse+hash")).most_common(3))
         assert s["samples_full_reads_max"] <= 2, (label, s)
-    assert list((tmp_path / "reports").glob("reads-*.html"))
+    assert list((copy / "reports").glob(f"{demo_run.exp.name}-*.html"))

@@ -25,7 +25,7 @@ from typing import Optional, Union
 from pydantic import BaseModel
 
 from evalsuite.config import Backend
-from evalsuite.schema import Harness, ModelRef, TaskIndex
+from evalsuite.schema import Harness, ModelRef, StartMode, TaskIndex
 
 SEEDS = "0,1234,1234,1234"  # lm-eval's defaults (random, numpy, torch, fewshot), made explicit
 LEADERBOARD_GROUP = "leaderboard"
@@ -40,7 +40,17 @@ class JobSettings(BaseModel):
     threads: Optional[int] = None
     backend: Backend = Backend()
     task_index: TaskIndex = "leaderboard"  # how the child starts (see run/lm_eval_main.py); not identity
+    start: StartMode = "warm"  # forked from a warm zygote or a fresh interpreter (run/warm.py); not identity
     harness: Harness = "upstream"  # identity
+
+    def env(self) -> dict[str, str]:
+        """The environment these settings give every lm-eval process (a job adds its NLTK data)."""
+        env = {"TOKENIZERS_PARALLELISM": "false"}
+        if self.offline:
+            env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+        if self.threads:
+            env["OMP_NUM_THREADS"] = str(self.threads)
+        return env
 
 
 class Job(BaseModel):
@@ -164,13 +174,12 @@ class Job(BaseModel):
 
     def env(self) -> dict[str, str]:
         """Environment variables evalsuite sets for the job (recorded with the command)."""
-        env = {"TOKENIZERS_PARALLELISM": "false"}
-        if self.settings.offline:
-            env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-        if self.nltk_data is not None:
+        env = self.settings.env()
+        if self.nltk_data is not None:  # before OMP_NUM_THREADS, as records have always listed them
+            threads = env.pop("OMP_NUM_THREADS", None)
             env["NLTK_DATA"] = str(self.nltk_data)
-        if self.settings.threads:
-            env["OMP_NUM_THREADS"] = str(self.settings.threads)
+            if threads is not None:
+                env["OMP_NUM_THREADS"] = threads
         return env
 
     def shell_script(self) -> str:

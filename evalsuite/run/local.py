@@ -22,9 +22,10 @@ from typing import Callable, Optional, Protocol
 from pydantic import BaseModel
 
 from evalsuite.faults import checkpoint
-from evalsuite.run.jobs import CLI_MODULE, Job, Process
+from evalsuite.run.jobs import CLI_MODULE, Job, JobSettings, Process
 from evalsuite.run.lm_eval_main import FULL_INDEX_ENV
-from evalsuite.schema import JobRecord
+from evalsuite.run.warm import CHILD_LOG_ENV, POOL, RUN_PID_ENV, modeling_module
+from evalsuite.schema import JobRecord, StartMode
 from evalsuite.store import Store, disk_full
 
 
@@ -46,6 +47,7 @@ class Execution(BaseModel):
     returncode: int
     started: float
     finished: float
+    start: StartMode = "fresh"  # forked from a warm zygote, or a fresh interpreter
 
 
 def resolve_launcher(launcher: list[str]) -> list[str]:
@@ -66,16 +68,19 @@ FAST_MAIN = "evalsuite.run.lm_eval_main"
 
 
 def execute(
-    process: Process, workdir: Path, cache_prefix: Optional[Path], on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None
+    process: Process, workdir: Path, cache_prefix: Optional[Path], on_output: Optional[Callable[[str], None]] = None,
+    placement: Optional[dict] = None, warm: bool = False,
 ) -> Execution:
     """Run the process's lm_eval command with output under `workdir/output`, log in
     `workdir/lm_eval.log`. `placement`: extra environment that only says where it runs (e.g.
-    CUDA_VISIBLE_DEVICES)."""
+    CUDA_VISIBLE_DEVICES). `warm`: fork it from a zygote with lm-eval's imports done
+    (`evalsuite.run.warm`; same program, same numbers) where the launcher allows it."""
     (workdir / "command.sh").write_text(process.shell_script())
-    argv = [*resolve_launcher(process.launcher()), *process.lm_eval_args(workdir / "output")]
+    launcher = resolve_launcher(process.launcher())
+    args = process.lm_eval_args(workdir / "output")
     if cache_prefix is not None:
-        argv += ["--use_cache", str(cache_prefix)]
-    env = {**os.environ, **process.env(), **(placement or {}), "PYTHONUNBUFFERED": "1"}
+        args += ["--use_cache", str(cache_prefix)]
+    env = {**child_env(process.env()), **(placement or {}), RUN_PID_ENV: str(os.getpid())}
     if process.first.settings.task_index == "full":
         env[FULL_INDEX_ENV] = "1"
     if process.datasets_cache is not None:
@@ -83,9 +88,19 @@ def execute(
     log_path = workdir / "lm_eval.log"
     started = time.time()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
-        )
+        proc = None
+        if warm and warm_capable(process.first.settings) and launcher[1:] == ["-m", FAST_MAIN]:
+            proc, why = POOL.start(args, env, log_path, Path.cwd(), preload=model_modules(process))
+            if proc is None:
+                log.write(f"evalsuite: {why}; started a fresh process\n".encode())
+                log.flush()
+            elif os.environ.get(CHILD_LOG_ENV):  # the tests' count of lm-eval processes (tests/conftest.py)
+                with open(os.environ[CHILD_LOG_ENV], "a") as fh:
+                    fh.write(f"{proc.pid}\twarm\t{' '.join(args)}\n")
+        if proc is None:
+            proc = subprocess.Popen(
+                [*launcher, *args], stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            )
         try:
             while proc.poll() is None:
                 time.sleep(0.5)
@@ -95,7 +110,37 @@ def execute(
             proc.kill()
             proc.wait()
             raise
-    return Execution(returncode=proc.returncode, started=started, finished=time.time())
+    mode = "fresh" if isinstance(proc, subprocess.Popen) else "warm"
+    return Execution(returncode=proc.returncode, started=started, finished=time.time(), start=mode)
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of an lm-eval child: this process's, with `env` (the job's) over it."""
+    return {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+
+
+def warm_capable(settings: JobSettings) -> bool:
+    """Whether the local executor forks this kind of process from a warm zygote: the plain hf
+    backend in one process (`accelerate launch` and vLLM start their own way)."""
+    b = settings.backend
+    return settings.start == "warm" and b.name == "hf" and b.num_processes == 1
+
+
+def prewarm(settings: JobSettings) -> None:
+    """Start the warm zygote for processes of these settings now, in the background."""
+    if warm_capable(settings):
+        POOL.prewarm(child_env(settings.env()))
+
+
+def model_modules(process: Process) -> list[str]:
+    """transformers' modeling module of the process's model (from its config.json, for a local
+    folder), for the warm start to import beforehand."""
+    try:
+        model_type = json.loads((Path(process.first.model.pretrained) / "config.json").read_text())["model_type"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    module = modeling_module(str(model_type))
+    return [module] if module else []
 
 
 def commit(process: Process, workdir: Path, ex: Execution, store: Store) -> list[JobRecord]:
@@ -189,6 +234,7 @@ def _record(process: Process, job: Job, ex: Execution, results_file: str, sample
         process_files=extra or [],
         started=ex.started,
         finished=ex.finished,
+        start=ex.start,
     )
 
 
@@ -241,11 +287,11 @@ def _disk_full(log: Path, root: Path) -> bool:
 
 
 def run_process(process: Process, store: Store, on_output: Optional[Callable[[str], None]] = None, placement: Optional[dict] = None) -> list[JobRecord]:
-    """Run one lm-eval process to completion on this machine and commit its jobs. Raises JobFailed
-    (OSError when the results disk is full)."""
+    """Run one lm-eval process to completion on this machine (a warm start where it can) and commit
+    its jobs. Raises JobFailed (OSError when the results disk is full)."""
     workdir = store.new_job_dir(process.process_id)
     try:
-        ex = execute(process, workdir, store.cache_prefix(process.process_id), on_output, placement)
+        ex = execute(process, workdir, store.cache_prefix(process.process_id), on_output, placement, warm=True)
     except BaseException:  # e.g. no room for command.sh: no work folder stays behind
         shutil.rmtree(workdir, ignore_errors=True)
         raise

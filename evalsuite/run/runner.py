@@ -20,7 +20,7 @@ from evalsuite.errors import UserError
 from evalsuite.models.load import resolve_model
 from evalsuite.paths import inside
 from evalsuite.run.jobs import Job, JobSettings, Process
-from evalsuite.run.local import LocalExecutor
+from evalsuite.run.local import LocalExecutor, prewarm
 from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef
 from evalsuite.store import Store, sweep_stale
 from evalsuite.study import Study, load_study
@@ -114,16 +114,20 @@ def _fixture_map(exp: Experiment) -> dict[str, Path]:
     return build_demo_models(fixtures_root(exp))
 
 
+def job_settings(exp: Experiment) -> JobSettings:
+    return JobSettings(
+        batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, threads=exp.threads,
+        backend=exp.backend, task_index=exp.executor.task_index, start=exp.executor.start, harness=exp.harness,
+    )
+
+
 def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], include_path: Optional[Path], nltk_dir: Optional[Path]) -> list[Job]:
     """Every (model x benchmark) job, each model's in the `leaderboard` group's order. With
     `harness: leaderboard` each job names the benchmarks that share its lm-eval process."""
     from evalsuite.data import leaderboard_order
 
     suite = load_suite()
-    settings = JobSettings(
-        batch_size=exp.batch_size, limit=exp.limit, offline=exp.offline or exp.use_mirror, threads=exp.threads,
-        backend=exp.backend, task_index=exp.executor.task_index, harness=exp.harness,
-    )
+    settings = job_settings(exp)
     order = [b for b in leaderboard_order() if b in exp.benchmarks]
     process = tuple(order) if exp.harness == "leaderboard" else ()
     return [
@@ -252,6 +256,8 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     store.experiment_file(exp.name)
     if exp.candidate.recipe is not None:
         merged_dir(store, exp)
+    if exp.executor.name == "local" and not all(m.published for m in [exp.candidate, *exp.parents]):
+        prewarm(job_settings(exp))  # the zygote's imports overlap with the merge and the checks below
     with store.lock():  # held from the merge on: a second run cannot swap a model under our jobs
         for folder in ("jobs", "merged", "experiments"):  # what killed runs left (evalsuite/faults.py)
             sweep_stale(store.root / folder)
