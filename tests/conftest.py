@@ -121,12 +121,13 @@ def nightly_config(dest: Path, results: Path, *, candidate: dict | None = None) 
 # EVALSUITE_TEST_COUNTS=<file> also writes the counts there as JSON (bench/suite.py).
 
 _SITECUSTOMIZE = '''
-import os, sys
+import json, os, sys
 _log = os.environ.get("EVALSUITE_TEST_STARTS")
 if _log:
     with open(_log, "a") as _fh:
-        _fh.write(str(os.getpid()) + "\\t" + "\\x1f".join(getattr(sys, "orig_argv", sys.argv)) + "\\n")
+        _fh.write(json.dumps(getattr(sys, "orig_argv", sys.argv)) + "\\n")
 '''
+
 LM_EVAL_PROGRAMS = ("evalsuite.run.lm_eval_main", "evalsuite.run.lm_eval_cli", "lm_eval")
 
 
@@ -138,7 +139,7 @@ def pytest_configure(config):
     folder = Path(tempfile.mkdtemp(prefix="evalsuite-test-starts-"))
     (folder / "sitecustomize.py").write_text(_SITECUSTOMIZE)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
-    os.environ["EVALSUITE_TEST_STARTS"] = str(folder / "starts.tsv")
+    os.environ["EVALSUITE_TEST_STARTS"] = str(folder / "starts.jsonl")
     os.environ["EVALSUITE_CHILD_LOG"] = str(folder / "warm.tsv")
     config._evalsuite_counts = folder
 
@@ -157,16 +158,17 @@ def lm_eval_program(argv: list[str]) -> str | None:
 
 def child_counts(folder: Path) -> dict:
     import collections
+    import json
 
-    def rows(name):
+    def lines(name):
         path = folder / name
-        return [line.split("\t") for line in path.read_text().splitlines()] if path.exists() else []
+        return path.read_text().splitlines() if path.exists() else []
 
-    starts = rows("starts.tsv")
-    programs = collections.Counter(lm_eval_program(r[1].split("\x1f")) for r in starts)
+    starts = [json.loads(line) for line in lines("starts.jsonl")]
+    programs = collections.Counter(lm_eval_program(argv) for argv in starts)
     programs.pop(None, None)
-    zygotes = sum(1 for r in starts if "evalsuite.run.warm" in r[1].split("\x1f"))
-    warm = len(rows("warm.tsv"))
+    zygotes = sum(1 for argv in starts if "evalsuite.run.warm" in argv)
+    warm = len(lines("warm.tsv"))
     return {"lm_eval_processes": sum(programs.values()) + warm, "fresh": dict(programs), "warm": warm,
             "zygotes": zygotes, "python_starts": len(starts)}
 

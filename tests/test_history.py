@@ -167,6 +167,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 from evalsuite.history import record_run
+from evalsuite.schema import ExperimentRecord
 
 root, record_file, kill_at, marker = sys.argv[1:5]
 

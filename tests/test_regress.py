@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -84,13 +86,21 @@ def runs(nightly_demo, tmp_path_factory):
     against `good` it is a real worse candidate."""
     shared, rec_a1 = nightly_demo  # the session's nightly run (tests/conftest.py), shared with test_history
     models = build_demo_models(shared / "models")  # plain local model folders
-    rec_b = run(demo_config(shared / "b.yaml", shared / "results", candidate={"path": str(models["parent_b"]), "name": "tiny-other"}))
+    # run b as its own process while the good model trains here (one core each)
+    b_config = demo_config(shared / "b.yaml", shared / "results", candidate={"path": str(models["parent_b"]), "name": "tiny-other"})
+    b_run = subprocess.Popen([sys.executable, "-m", "evalsuite.cli.main", "run", "--all", "--config", str(b_config), "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        good = shared / "models" / "tiny-good"
+        if not (good / "model.safetensors").is_file():
+            bbh_samples = samples_of(shared / "results", rec_a1.jobs["tiny-candidate"]["bbh"])
+            train_good_model(models["candidate"], bbh_samples, good)
+    finally:
+        b_out, _ = b_run.communicate(timeout=1200)
+    assert b_run.returncode == 0, b_out[-3000:]
+    rec_b = Store(shared / "results").read_experiment("nightly-demo")
+    assert rec_b.candidate.name == "tiny-other"
     assert rec_b.jobs["tiny-other"]["bbh"] != rec_a1.jobs["tiny-candidate"]["bbh"]
-
-    good = shared / "models" / "tiny-good"
-    if not (good / "model.safetensors").is_file():
-        bbh_samples = samples_of(shared / "results", rec_a1.jobs["tiny-candidate"]["bbh"])
-        train_good_model(models["candidate"], bbh_samples, good)
     rec_good = run(demo_config(shared / "g.yaml", shared / "results", candidate={"path": str(good), "name": "tiny-good"}))
     rec_a2 = run(demo_config(shared / "a.yaml", shared / "results"))
 

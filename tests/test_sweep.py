@@ -4,9 +4,11 @@ with a known answer (tiny models, real lm-eval, real mergekit).
 The known answer: examples/sweep_mirror's MMLU-Pro answer key is the option the fixture
 `parent_b` prefers (evalsuite/fixtures/sweep_data.py), so parent_b scores 100% and the SLERP
 candidates near it (t -> 1) are the best; parent_a and the candidates near it guess.
-The end-to-end runs (one results folder, shared by the tests below):
+The end-to-end runs (shared by the tests below):
   halving, killed by EVALSUITE_KILL_AT=sweep.candidate after its first candidate, then resumed;
-  full (the finalists' jobs are shared with halving's last round);
+  full, in a copy of the killed sweep's results folder (parents reused), as its own process while
+  the halving sweep resumes (one core each): the finalists' jobs have the same ids as halving's
+  last round;
   halving again from a deleted record (every job reused): the uninterrupted decisions.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import shutil
 import json
 import os
 import subprocess
@@ -205,16 +208,28 @@ def sweeps(tmp_path_factory):
     assert killed.returncode == -9, killed.stderr[-2000:]
     after_kill = {p.name: JobRecord.model_validate_json((p / "job.json").read_text()).finished
                   for p in (results / "jobs").iterdir() if (p / "job.json").is_file()}
-    resumed = _sweep(config)
-    full = _sweep(config, "--strategy", "full")
+    # the full strategy in a copy of this folder (the parents' jobs reused), as its own process, while
+    # the killed halving sweep resumes here (the machine has two cores; each sweep uses one)
+    full_dest = tmp_path_factory.mktemp("sweep-full")
+    shutil.copytree(results, full_dest / "results", symlinks=True, ignore=shutil.ignore_patterns("sweeps", ".lock"))
+    shutil.copytree(dest / ".cache", full_dest / ".cache", symlinks=True)
+    full_config = sweep_config(full_dest)
+    full_proc = subprocess.Popen([sys.executable, "-m", "evalsuite.cli.main", "sweep", "--config", str(full_config), "--quiet",
+                                  "--format", "json", "--strategy", "full"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        resumed = _sweep(config)
+    finally:
+        out, err = full_proc.communicate(timeout=1800)
+    assert full_proc.returncode == 0, err[-2000:]
+    full = json.loads(out)
     halving = _record(results, "halving")
     (results / "sweeps" / "demo-sweep" / "halving.json").rename(dest / "halving-resumed.json")
     jobs_before = sorted(p.name for p in (results / "jobs").iterdir())
     again = _sweep(config, "--no-report")  # the record lost: decided from scratch, every job reused, nothing merged
     assert sorted(p.name for p in (results / "jobs").iterdir()) == jobs_before
     return dict(dest=dest, config=config, results=results, after_kill=after_kill, halving=halving,
-                halving_json=resumed, full_json=full, full=_record(results, "full"),
-                again=_record(results, "halving"), again_json=again)
+                halving_json=resumed, full_json=full, full=_record(full_dest / "results", "full"),
+                full_results=full_dest / "results", again=_record(results, "halving"), again_json=again)
 
 
 @pytest.mark.slow
@@ -236,10 +251,14 @@ def test_known_answer_halving_finds_full_winner_for_a_fraction_of_the_requests(s
     dropped = {r.name: r.dropped_in_round for r in h.ranking if r.dropped_in_round is not None}
     assert h.winner not in dropped and all(1 <= rnd < len(h.shares) for rnd in dropped.values())
     assert [r.rank for r in h.ranking] == list(range(1, len(h.ranking) + 1))
-    # finalists' last job is the full strategy's own job: identical scores
+    # finalists' last job is the full strategy's own job (the same job id, computed by each sweep in
+    # its own results folder): identical scores
     finals = [r for r in h.ranking if r.dropped_in_round is None]
     full_by = {r.name: r for r in f.ranking}
     assert all(r.scores == full_by[r.name].scores and r.documents == 96 for r in finals)
+    h_cands, f_cands = {c.name: c for c in h.candidates}, {c.name: c for c in f.candidates}
+    for r in finals:
+        assert h_cands[r.name].rounds[-1].jobs == f_cands[r.name].rounds[-1].jobs, r.name
     for c in h.candidates:
         if c.name in dropped:
             assert max(r.round for r in c.rounds) == dropped[c.name]
