@@ -7,8 +7,7 @@ loglikelihood documents, so the process is nearly all start-up) with `evalsuite 
 lm-eval command evalsuite ran (arguments and environment from its `job.json`) and
 
 1. profiles one fresh child (`python -m cProfile -m evalsuite.run.lm_eval_main ARGS`) and prints
-   the breakdown: interpreter and imports, task index, tasks and datasets, model load, requests,
-   writing the results;
+   the breakdown: imports, task index, model load, requests, all of `simple_evaluate`;
 2. times `--rounds` children started fresh (a new interpreter each) against the same children
    forked from one warm zygote (evalsuite/run/warm.py), alternated, and checks that every child's
    numbers and samples are identical.
@@ -68,10 +67,9 @@ def numbers(out: Path) -> tuple:
 PHASES = [  # (label, function name in the profile); cumulative seconds, nested phases not subtracted
     ("imports (all, wherever they happen)", "_find_and_load"),
     ("lm-eval task index", "lm_eval/tasks/manager.py:__init__"),
-    ("tasks built, datasets loaded", "get_task_dict"),
     ("model loaded (incl. its modeling import)", "lm_eval/models/huggingface.py:__init__"),
     ("requests run and scored", "lm_eval/evaluator.py:evaluate"),
-    ("results and samples written", "save_results_samples"),
+    ("all of lm-eval's simple_evaluate", "simple_evaluate"),
 ]
 
 
