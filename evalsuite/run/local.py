@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from evalsuite.faults import checkpoint
 from evalsuite.run.jobs import CLI_MODULE, Job, JobSettings, Process
 from evalsuite.run.lm_eval_main import FULL_INDEX_ENV
-from evalsuite.run.warm import CHILD_LOG_ENV, POOL, RUN_PID_ENV, modeling_module
+from evalsuite.run.warm import CHILD_LOG_ENV, POOL, RUN_PID_ENV, die_with_parent, modeling_module
 from evalsuite.schema import JobRecord, StartMode
 from evalsuite.store import Store, disk_full
 
@@ -99,7 +99,7 @@ def execute(
                     fh.write(f"{proc.pid}\twarm\t{' '.join(args)}\n")
         if proc is None:
             proc = subprocess.Popen(
-                [*launcher, *args], stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+                [*launcher, *args], stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
             )
         try:
             while proc.poll() is None:
@@ -337,17 +337,6 @@ class LocalExecutor:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for future in [pool.submit(self._one, p, store, events, slots) for p in processes]:
                 future.result()  # surface bugs raised in the worker threads
-
-
-def _die_with_parent() -> None:
-    """Linux: the lm_eval child gets SIGKILL when evalsuite dies, so no orphan keeps writing."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _last_line(path: Path) -> str:

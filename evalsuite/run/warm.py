@@ -17,8 +17,8 @@ What keeps a forked child identical to a fresh one:
 - The late-bound variables are read by code the zygote must not run: after its imports it checks
   that `datasets` and `nltk` are not imported and CUDA is not initialized, and that its imports
   started no thread (a fork copies only the calling thread) beyond NumPy's and SciPy's OpenBLAS
-  pools, which OpenBLAS itself stops around fork() and restarts. Otherwise it refuses and the executor starts a
-  fresh process (and says so in the job's log).
+  pools, which OpenBLAS itself stops around fork() and restarts. Otherwise it refuses and the
+  executor starts a fresh process (and says so in the job's log).
 - The child reseeds Python's and NumPy's global generators from the OS, as a fresh interpreter
   starts; lm-eval seeds them itself anyway (`--seed`).
 
@@ -57,8 +57,8 @@ LATE_BOUND = (
 )
 # Imported by the zygote: what a child spends its start-up on and reads no late-bound variable.
 PRELOAD = ("torch", "transformers", "transformers.models.auto.modeling_auto", "lm_eval.models.huggingface", "evalsuite.run.leaderboard_lm")
-NOT_PRELOADED = ("datasets", "nltk")
-BLAS_FIRST = ("numpy", "scipy.linalg")  # OpenBLAS thread pools, fork-safe by OpenBLAS's own design  # read HF_DATASETS_CACHE / NLTK_DATA when imported
+NOT_PRELOADED = ("datasets", "nltk")  # read HF_DATASETS_CACHE / NLTK_DATA when imported
+BLAS_FIRST = ("numpy", "scipy.linalg")  # OpenBLAS thread pools, fork-safe by OpenBLAS's own design
 
 
 def modeling_module(model_type: str) -> Optional[str]:
@@ -74,6 +74,16 @@ def modeling_module(model_type: str) -> Optional[str]:
 
 # ------------------------------------------------------------------------------------------------
 # the zygote (python -m evalsuite.run.warm MODULE...)
+
+
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when its parent dies, so no orphan keeps writing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _threads() -> int:
@@ -104,12 +114,7 @@ def _reply(msg: dict) -> None:
 def _child(req: dict) -> None:
     """In the forked child: become `python -m evalsuite.run.lm_eval_main ARGS` and exit."""
     code = 1
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # die with the zygote
-    except (OSError, AttributeError):
-        pass
+    die_with_parent()  # the zygote
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
