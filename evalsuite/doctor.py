@@ -134,8 +134,45 @@ def _disk(exp: Experiment) -> Check:
     return Check(name="free disk", status=status, detail=f"{free / gib:.1f} GiB free at {probe}; local models need ~{need / gib:.1f} GiB", fix="" if status == "ok" else "free space or move output.results")
 
 
+# What the leaderboard ran (a public Nov 2024 results file records transformers_version 4.45.2;
+# /work/shared/reference/leaderboard_harness.md): its transformers had no hub kernels.
+LEADERBOARD_ENV = {"transformers": "4.45.2", "hub_kernels": "off"}
+
+
+def numeric_environment(exp: Experiment) -> list[Check]:
+    """The numeric environment every job's identity holds (torch, transformers, tokenizers and
+    kernels versions, hub kernels; evalsuite.run.jobs.numeric_env) and the machine's CUDA, cuDNN
+    and GPU, each against what the leaderboard ran where that is known (docs/fidelity.md)."""
+    from evalsuite.run.jobs import NUMERIC_PACKAGES, hub_kernels, machine_info, package_version
+
+    out = []
+    for pkg in NUMERIC_PACKAGES:
+        v = package_version(pkg)
+        want = LEADERBOARD_ENV.get(pkg)
+        if want and v != want:
+            why = " (mergekit 0.1.5 requires transformers >= 5)" if pkg == "transformers" else ""
+            out.append(Check(name=f"numeric env {pkg}", status="warn", detail=f"{v}; the leaderboard ran {want}{why}",
+                             fix="measured equal on a tiny Gemma-2 (docs/fidelity.md); a different version is a new job"))
+        else:
+            out.append(Check(name=f"numeric env {pkg}", status="ok", detail=v + (" (as the leaderboard)" if want else "")))
+    env_value = "NO" if exp.harness == "leaderboard" else os.environ.get("USE_HUB_KERNELS")
+    kernels = hub_kernels(env_value)
+    how = "harness leaderboard sets USE_HUB_KERNELS=NO" if exp.harness == "leaderboard" else f"USE_HUB_KERNELS={env_value or 'unset'}"
+    if kernels != LEADERBOARD_ENV["hub_kernels"]:
+        out.append(Check(name="numeric env hub kernels", status="warn",
+                         detail=f"on ({how}); the leaderboard had none: on CUDA, Gemma-2's GELU and RoPE come from the Hub",
+                         fix="export USE_HUB_KERNELS=NO, or use harness: leaderboard"))
+    else:
+        out.append(Check(name="numeric env hub kernels", status="ok", detail=f"off ({how}), as the leaderboard"))
+    m = machine_info()
+    out.append(Check(name="machine", status="ok",
+                     detail=f"CUDA {m['cuda'] or '-'}, cuDNN {m['cudnn'] or '-'}, GPU {m['gpu'] or 'none'} (recorded with every job, not identity)"))
+    return out
+
+
 def run_checks(exp: Experiment) -> list[Check]:
     checks = _packages() + [_device(exp), _offline(exp)] + _data(exp)
+    checks += numeric_environment(exp)
     nltk = _nltk(exp)
     if nltk:
         checks.append(nltk)

@@ -88,6 +88,9 @@ class JobRecord(BaseModel):
     # how its lm-eval process started: forked from a warm zygote or a fresh interpreter
     # (evalsuite/run/warm.py; not identity: the same program either way). None: imported, or older.
     start: Optional[StartMode] = None
+    # CUDA / cuDNN versions and the GPU's name where it ran (evalsuite.run.jobs.machine_info):
+    # recorded and shown where numbers are compared, not identity. None: imported, or older.
+    machine: Optional[dict[str, Optional[str]]] = None
 
     @property
     def duration_s(self) -> float:

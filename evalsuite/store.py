@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -237,9 +238,11 @@ class Store:
         saying to upgrade; ValueError / OSError when it is absent or damaged."""
         return read_job_record(self.job_dir(job_id), what)
 
-    def finished_job(self, job_id: str) -> Optional[JobRecord]:
+    def finished_job(self, job_id: str, identity: Optional[dict] = None) -> Optional[JobRecord]:
         """The record of a finished job, or None if absent, damaged or of an older schema version
-        (then it is recomputed); its files' sha256 checked. A newer version is a UserError."""
+        (then it is recomputed); its files' sha256 checked. A newer version is a UserError.
+        `identity`: the job's identity as planned now; a record whose stored identity differs (e.g.
+        another torch / transformers / tokenizers / kernels version) is recomputed, not reused."""
         folder = self.job_dir(job_id)
         try:
             rec = self.job_record(job_id)
@@ -250,6 +253,8 @@ class Store:
                 raise
             return None
         if rec.job_id != job_id or not rec.sha256:
+            return None
+        if identity is not None and json.loads(json.dumps(identity, sort_keys=True, default=str)) != rec.identity:
             return None
         for rel, digest in rec.sha256.items():  # a damaged or edited file is recomputed, not trusted
             try:

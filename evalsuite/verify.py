@@ -58,6 +58,16 @@ BATCH = 256  # records re-read at a time (bounded memory on MMLU-PRO-sized files
 
 Tolerance = Union[Literal["se"], float]
 
+# Per-document agreement (per benchmark, its leaf tasks pooled), measured in docs/published.md:
+# the same model at another batch size, in bf16 instead of fp32, or with another thread count
+# stays within these; another model with identical prompts does not.
+AGREEMENT = {
+    "picks": 0.90,  # multiple choice: share of documents whose pick (lm-eval's argmax) is identical, at least
+    "outputs": 0.90,  # generation: share of documents whose output (filtered_resps) is identical, at least
+    "dll_median": 0.02,  # multiple choice: median over documents of max |Δ log-likelihood| (nats), at most
+}
+AGREEMENT_MIN_DOCS = 1  # a benchmark with fewer paired documents is not judged on agreement
+
 
 def sanitize_model(name: str) -> str:
     """The tracker's model-name sanitization (`org/name` -> `org__name`)."""
@@ -147,14 +157,7 @@ def side_from_folder(folder: Path, label: str, suite: Suite, benchmarks: Sequenc
     samples = [p for p in folder.rglob("samples_*.jsonl") if p.is_file() and SAMPLES_NAME.match(p.name)]
     if not samples:
         raise UserError(f"--against {folder}: no lm-eval samples_<task>_<date>.jsonl files (nor job folders) in this folder")
-    parents = sorted({p.parent for p in samples})
-    if len(parents) > 1:
-        chosen = [p for p in parents if expect and p.name == expect]
-        if len(chosen) != 1:
-            names = ", ".join(str(p.relative_to(folder)) for p in parents[:4])
-            raise UserError(f"--against {folder}: samples of several models ({names}); pass the folder of one")
-        parents = chosen
-    where = parents[0]
+    where = details_model_folder(folder, expect)
     newest: dict[str, tuple[str, Path]] = {}
     for p in samples:
         if p.parent != where:
@@ -179,6 +182,38 @@ def side_from_folder(folder: Path, label: str, suite: Suite, benchmarks: Sequenc
     if not side.docs:
         raise UserError(f"--against {where}: no samples of the {', '.join(benchmarks)} tasks")
     return side
+
+
+def details_model_folder(folder: Path, expect: Optional[str] = None) -> Path:
+    """The one model folder of a details folder (where its samples and results files are): several
+    (`<org>__<model>/` side by side) are refused unless `expect` names exactly one of them. The same
+    rule for a folder read as it is and for one that verify imports."""
+    folder = Path(folder)
+    files = [p for p in folder.rglob("*") if p.is_file() and (SAMPLES_NAME.match(p.name) or p.name.startswith("results_") and p.suffix == ".json")]
+    parents = sorted({p.parent for p in files}) or [folder]
+    if len(parents) > 1:
+        chosen = [p for p in parents if expect and p.name == expect]
+        if len(chosen) != 1:
+            names = ", ".join(str(p.relative_to(folder)) for p in parents[:4])
+            raise UserError(f"--against {folder}: samples of several models ({names}); pass the folder of one")
+        parents = chosen
+    return parents[0]
+
+
+def check_source(source: Optional[str], spec) -> None:
+    """What can be checked of `--against` before anything runs or is written: a folder exists (a
+    details folder holds one model's details), else it is a details repo id."""
+    if source is None:
+        if not spec.hub:
+            raise UserError(f"model {spec.display_name} has no hub id: say what to check it against with --against REPO_OR_FOLDER")
+        return
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not ((path / "job.json").is_file() or any(path.glob("*/job.json"))):
+            details_model_folder(path, sanitize_model(spec.hub) if spec.hub else None)
+        return
+    if path.exists() or not _looks_like_repo(source):
+        raise UserError(f"--against {source}: no such folder")
 
 
 def _side_from_job_folders(job_files: Sequence[Path], label: str, suite: Suite, benchmarks: Sequence[str], folder: Path) -> Side:
@@ -224,6 +259,7 @@ class TaskCheck(BaseModel):
     prompt_diff_doc: Optional[int] = None
     prompt_diff: Optional[str] = None
     max_abs_dll: Optional[float] = None  # multiple choice: largest |Δ loglikelihood|
+    dlls: list[float] = Field(default_factory=list, exclude=True)  # per paired document: max |Δ ll| over its choices
     max_dll_doc: Optional[int] = None
     choice_count_mismatch: int = 0
     picks_identical: Optional[int] = None
@@ -275,7 +311,14 @@ class BenchmarkCheck(BaseModel):
     tolerance_kind: str = ""  # "SE (lm-eval)", "SE (bootstrap)", "points"
     passed: bool = True
     reasons: list[str] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)  # per-document differences that do not fail by themselves
+    notes: list[str] = Field(default_factory=list)  # per-document differences within the agreement thresholds
+    # per-document agreement, the benchmark's tasks pooled (AGREEMENT): None where it does not apply
+    picks_identical_share: Optional[float] = None
+    outputs_identical_share: Optional[float] = None
+    dll_median: Optional[float] = None
+    dll_p90: Optional[float] = None
+    dll_max: Optional[float] = None
+    agreement_passed: bool = True
     tasks: list[TaskCheck] = Field(default_factory=list)
 
 
@@ -403,6 +446,7 @@ def check_task(bench: Benchmark, task: str, local: TaskDocs, ref: TaskDocs, loca
                 check.choice_count_mismatch += 1
                 continue
             d = float(np.max(np.abs(np.asarray(la) - np.asarray(lb))))
+            check.dlls.append(d)
             if max_dll is None or d > max_dll:
                 max_dll, check.max_dll_doc = d, int(doc_id)
             picks += int(_pick(ra, la, norm, delims[0]) == _pick(rb, lb, norm, delims[1]))
@@ -442,6 +486,46 @@ def _difference_notes(tasks: Sequence[TaskCheck]) -> list[str]:
     return notes
 
 
+def agreement_figures(tasks: Sequence[TaskCheck]) -> dict[str, Optional[float]]:
+    """The benchmark's per-document agreement, its tasks pooled: shares of identical picks
+    (multiple choice) and outputs (generation), and the median / 90th percentile / max of the
+    per-document max |Δ log-likelihood|."""
+    def share(attr: str) -> Optional[float]:
+        counted = [t for t in tasks if getattr(t, attr) is not None and t.paired]
+        n = sum(t.paired for t in counted)
+        return sum(getattr(t, attr) for t in counted) / n if n else None
+
+    dlls = [d for t in tasks for d in t.dlls]
+    return {
+        "picks_identical_share": share("picks_identical"),
+        "outputs_identical_share": share("outputs_identical"),
+        "dll_median": float(np.median(dlls)) if dlls else None,
+        "dll_p90": float(np.percentile(dlls, 90)) if dlls else None,
+        "dll_max": float(np.max(dlls)) if dlls else None,
+    }
+
+
+def _agreement(out: BenchmarkCheck) -> None:
+    """Fill the agreement figures and fail the benchmark, naming the figure, where one is past its
+    threshold (AGREEMENT): per-document agreement can only be broken by numerical noise for the
+    same model under the same harness, and the noise runs stay within the thresholds."""
+    for k, v in agreement_figures(out.tasks).items():
+        setattr(out, k, v)
+    if out.paired < AGREEMENT_MIN_DOCS:
+        return
+    n = out.paired
+    failed = []
+    if out.picks_identical_share is not None and out.picks_identical_share < AGREEMENT["picks"]:
+        failed.append(f"identical picks {out.picks_identical_share:.0%} of {n} documents, below {AGREEMENT['picks']:.0%}")
+    if out.outputs_identical_share is not None and out.outputs_identical_share < AGREEMENT["outputs"]:
+        failed.append(f"identical outputs {out.outputs_identical_share:.0%} of {n} documents, below {AGREEMENT['outputs']:.0%}")
+    if out.dll_median is not None and out.dll_median > AGREEMENT["dll_median"]:
+        failed.append(f"median |Δ log-likelihood| {out.dll_median:.3g} nats, above {AGREEMENT['dll_median']:g}")
+    for f in failed:
+        out.reasons.append(f"agreement: {f} (not the same model?)")
+    out.agreement_passed = not failed
+
+
 def check_benchmark(bench: Benchmark, local: Side, ref: Side, tolerance: Tolerance, stats: StatsSettings) -> BenchmarkCheck:
     out = BenchmarkCheck(benchmark=bench.id, display=bench.display)
     ldocs = local.docs[bench.id]
@@ -462,6 +546,7 @@ def check_benchmark(bench: Benchmark, local: Side, ref: Side, tolerance: Toleran
         index[t] = [ia, ib]
     out.paired = sum(tc.paired for tc in out.tasks)
     out.notes = _difference_notes(out.tasks)
+    _agreement(out)
     if len(index) == len(bench.leaf_tasks) and all(len(ix[0]) for ix in index.values()):
         point, draws = bootstrap_score(bench, list(bench.metrics), [ldocs, rdocs], stats.n_boot, _rng(stats.seed, "verify", bench.id), index)
         out.local, out.reference = point
@@ -563,6 +648,9 @@ def reference_side(source: Optional[str], spec, store, suite: Suite, benchmarks:
         return side_from_folder(path, f"{model} (reference)", suite, benchmarks, expect)
     if not path.is_dir() and (path.exists() or not _looks_like_repo(source)):
         raise UserError(f"--against {source}: no such folder")
+    if path.is_dir():  # one model's details only, as when the folder is read as it is
+        chosen = details_model_folder(path, expect)
+        source = str(chosen) if chosen != path else source
     if importer is None:
         raise UserError(f"{source}: importing a details repo needs evalsuite.details, which this checkout lacks; "
                         f"download the repo and pass its folder with --against")

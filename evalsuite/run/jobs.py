@@ -50,6 +50,8 @@ class JobSettings(BaseModel):
             env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
         if self.threads:
             env["OMP_NUM_THREADS"] = str(self.threads)
+        if self.harness == "leaderboard":  # the leaderboard's transformers (~4.45) had no hub kernels
+            env["USE_HUB_KERNELS"] = "NO"
         return env
 
 
@@ -90,6 +92,8 @@ class Job(BaseModel):
             **({"math_verify": package_version("math-verify")} if self.benchmark == "math_hard" else {}),
             # the model's own code instead of transformers' implementation can change a number
             **({"trust_remote_code": True} if self.model.trust_remote_code else {}),
+            # the numeric environment: library versions, attention, hub kernels (docs/fidelity.md)
+            "numeric_env": numeric_env(self.model, self.env()),
         }
 
     def _backend_identity(self) -> Union[str, dict]:
@@ -255,6 +259,91 @@ class Process(BaseModel):
             + ('export HF_DATASETS_CACHE="$(mktemp -d)"\n' if self.datasets_cache is not None else "")
             + f"exec {cmd}\n"
         )
+
+
+NUMERIC_PACKAGES = ("torch", "transformers", "tokenizers", "kernels")
+
+
+def numeric_env(model: ModelRef, job_env: dict[str, str]) -> dict[str, str]:
+    """What in the installed software can change a number: torch, transformers, tokenizers and
+    kernels versions, the attention implementation transformers picks for the model, and whether
+    transformers replaces layers by hub kernels (`USE_HUB_KERNELS`, the job's own setting first,
+    else the environment evalsuite runs in; transformers' default is on when `kernels` is
+    installed). Part of every job's identity: an upgrade is a new job, never a reused number."""
+    import os
+
+    out = {name: package_version(name) for name in NUMERIC_PACKAGES}
+    out["attn_implementation"] = attention_implementation(model.local_path or model.pretrained, model.revision)
+    out["hub_kernels"] = hub_kernels(job_env.get("USE_HUB_KERNELS", os.environ.get("USE_HUB_KERNELS")))
+    return out
+
+
+def hub_kernels(value: Optional[str]) -> str:
+    """transformers' reading of USE_HUB_KERNELS (default YES): "on" or "off" ("off" as well when
+    the `kernels` package is not installed: nothing to load)."""
+    if package_version("kernels") == "not installed":
+        return "off"
+    return "off" if value is not None and value.strip().upper() in {"0", "NO", "FALSE", "OFF", "N"} else "on"
+
+
+@lru_cache(maxsize=None)
+def attention_implementation(pretrained: Union[str, Path], revision: Optional[str] = None) -> str:
+    """The attention implementation transformers uses for the model when none is asked (evalsuite
+    and lm-eval ask for none): the config's own choice, else `sdpa` where the architecture's class
+    supports it, else `eager` (transformers 5 declares Gemma-2 without SDPA; 4.45 swapped SDPA for
+    eager). "unknown" when the model's config.json is not on this machine."""
+    config = _model_config(pretrained, revision)
+    if config is None:
+        return "unknown"
+    chosen = config.get("_attn_implementation") or config.get("attn_implementation")
+    if isinstance(chosen, str) and chosen:
+        return chosen
+    archs = config.get("architectures") or []
+    try:
+        import transformers
+
+        cls = getattr(transformers, archs[0])
+    except (ImportError, AttributeError, IndexError, TypeError):
+        return "unknown"
+    return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
+
+
+def _model_config(pretrained: Union[str, Path], revision: Optional[str]) -> Optional[dict]:
+    path = Path(str(pretrained)).expanduser() / "config.json"
+    try:
+        if not path.is_file():
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(pretrained), "config.json", revision=revision)
+            if not isinstance(cached, str):
+                return None
+            path = Path(cached)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def machine_info() -> dict[str, Optional[str]]:
+    """Recorded with every job and shown where numbers are compared, not identity (the same job
+    on another GPU is the same job; docs/fidelity.md): CUDA and cuDNN versions, the GPU's name."""
+    try:
+        import torch
+    except ImportError:
+        return {"cuda": None, "cudnn": None, "gpu": None}
+    cudnn = None
+    try:
+        v = torch.backends.cudnn.version() if torch.cuda.is_available() else None
+        cudnn = str(v) if v else None
+    except Exception:  # noqa: BLE001 - a broken CUDA install reads as no cuDNN
+        cudnn = None
+    gpu = None
+    try:
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001
+        gpu = None
+    return {"cuda": torch.version.cuda, "cudnn": cudnn, "gpu": gpu}
 
 
 def samples_digest(samples: dict[str, list[int]]) -> str:

@@ -22,7 +22,7 @@ from typing import Callable, Optional, Protocol
 from pydantic import BaseModel
 
 from evalsuite.faults import checkpoint
-from evalsuite.run.jobs import CLI_MODULE, Job, JobSettings, Process
+from evalsuite.run.jobs import CLI_MODULE, Job, JobSettings, Process, machine_info
 from evalsuite.run.lm_eval_main import FULL_INDEX_ENV
 from evalsuite.run.warm import CHILD_LOG_ENV, POOL, RUN_PID_ENV, die_with_parent, modeling_module
 from evalsuite.schema import JobRecord, StartMode
@@ -235,6 +235,7 @@ def _record(process: Process, job: Job, ex: Execution, results_file: str, sample
         started=ex.started,
         finished=ex.finished,
         start=ex.start,
+        machine=machine_info(),
     )
 
 

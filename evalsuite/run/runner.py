@@ -298,7 +298,7 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
             _import_published(ref, exp, store, console, outcome)
     jobs = plan_jobs(exp, [r for r in refs if not r.published], data_ids, include_path, nltk_dir)
     for job in jobs:
-        rec = store.finished_job(job.job_id)
+        rec = store.finished_job(job.job_id, job.identity)
         if rec is not None:
             outcome.done[job.model.name][job.benchmark] = rec
             outcome.reused += 1
