@@ -375,6 +375,18 @@ class Score(BaseModel):
     """the metric keys read from the results file (a version rule may differ from the suite's)"""
 
 
+class Incomplete(BaseModel):
+    """A benchmark of which the results hold only some subtasks: no benchmark number."""
+
+    benchmark: str
+    present: int
+    tasks: int
+    missing: list[str]
+    subtasks: dict[str, float] = Field(default_factory=dict)
+    """normalized value per present subtask (its own random baseline), where that is well defined
+    (one metric per subtask); empty otherwise"""
+
+
 class ModelScores(BaseModel):
     model: str
     scores: dict[str, Score]
@@ -387,6 +399,9 @@ class ModelScores(BaseModel):
     """lm-eval's --limit of the results (the largest, if files differ); None: complete runs"""
     notes: list[str] = Field(default_factory=list)
     """one-line remarks to show under a table (parser versions, --limit, a missing Average)"""
+    incomplete: dict[str, "Incomplete"] = Field(default_factory=dict)
+    """display name -> a benchmark with only some of its subtasks in the results (`partial` scoring):
+    no number, no Average"""
 
     def value(self, display: str) -> Optional[float]:
         if display == self.average_label:
@@ -407,6 +422,8 @@ class ModelScores(BaseModel):
         out["labels"] = {d: s.label for d, s in self.scores.items() if s.label is not None}
         out["task_versions"] = {d: s.task_version for d, s in self.scores.items()}
         out["notes"] = list(self.notes)
+        if self.incomplete:
+            out["incomplete"] = {d: i.model_dump() for d, i in self.incomplete.items()}
         return out
 
 
@@ -522,12 +539,27 @@ def _score_one(
     )
 
 
-def score_model(results: ModelResults, suite: Optional[Suite] = None) -> ModelScores:
+def _incomplete(results: ModelResults, bench: Benchmark, present: list[str], missing: list[str]) -> Incomplete:
+    subtasks: dict[str, float] = {}
+    if bench.combine != "mean_of_metrics" and len(bench.metrics) == 1 and _benchmark_rule(results, bench)[0] is None:
+        (m,) = bench.metrics
+        for t in present:
+            raw = _metric_value(results, t, m, required=False)
+            if raw is not None:
+                (base,) = _baselines(bench, [t])
+                subtasks[t] = normalize(raw, base)
+    return Incomplete(benchmark=bench.id, present=len(present), tasks=len(bench.leaf_tasks), missing=missing, subtasks=subtasks)
+
+
+def score_model(results: ModelResults, suite: Optional[Suite] = None, partial: bool = False) -> ModelScores:
     """Leaderboard numbers of one model; benchmarks with none of their tasks present are left out.
+    A benchmark with only some of its tasks is a UserError, or with `partial` (`evalsuite score`)
+    an `Incomplete` entry: no number for it and no Average, the complete ones scored.
 
     Raises UserError when none of the suite's benchmarks is in the results (never an empty row)."""
     suite = suite or load_suite()
     scores: dict[str, Score] = {}
+    incomplete: dict[str, Incomplete] = {}
     notes: list[str] = []
     unavailable: list[str] = []  # main scores of present benchmarks that their files do not hold
     for bench in suite.benchmarks:
@@ -536,6 +568,11 @@ def score_model(results: ModelResults, suite: Optional[Suite] = None) -> ModelSc
         if not present:
             continue
         missing = [t for t in tasks if t not in results.metrics]
+        if missing and partial:
+            incomplete[bench.display] = _incomplete(results, bench, present, missing)
+            notes.append(f"{bench.display} incomplete: {len(present)} of {len(tasks)} subtasks in these results "
+                         f"(first missing: {missing[0]}); no {bench.display} number, no {suite.average}")
+            continue
         if missing:
             raise UserError(
                 f"{results.task_source[present[0]]}: {bench.display} incomplete for model {results.model}: "
@@ -567,7 +604,7 @@ def score_model(results: ModelResults, suite: Optional[Suite] = None) -> ModelSc
             notes.append(rule.note.format(version=_fmt_num(version) if version is not None else "unknown"))
         elif labelled:
             notes.append("; ".join(labelled))
-    if not scores:
+    if not scores and not incomplete:
         tasks_seen = sorted(results.metrics)
         shown = ", ".join(tasks_seen[:3]) + (f" and {len(tasks_seen) - 3} more" if len(tasks_seen) > 3 else "")
         raise UserError(
@@ -576,7 +613,7 @@ def score_model(results: ModelResults, suite: Optional[Suite] = None) -> ModelSc
         )
     main = [scores[b.display].value for b in suite.benchmarks if b.display in scores]
     average = math.fsum(main) / len(main) if len(main) == len(suite.benchmarks) else None
-    if unavailable and len(main) + len(unavailable) == len(suite.benchmarks):
+    if unavailable and not incomplete and len(main) + len(unavailable) == len(suite.benchmarks):
         notes.append(f"{suite.average} not available: no {', '.join(unavailable)} in these results "
                      f"(not filled from another score)")
     limits = [v for v in results.limits.values() if v is not None]
@@ -593,13 +630,13 @@ def score_model(results: ModelResults, suite: Optional[Suite] = None) -> ModelSc
                      f"{len(results.subsets)} task(s): not comparable with full runs")
     return ModelScores(
         model=results.model, scores=scores, average=average, average_label=suite.average,
-        sources=list(results.sources), limit=limit, notes=notes,
+        sources=list(results.sources), limit=limit, notes=notes, incomplete=incomplete,
     )
 
 
-def score_paths(paths: Iterable[PathLike], suite: Optional[Suite] = None) -> list[ModelScores]:
+def score_paths(paths: Iterable[PathLike], suite: Optional[Suite] = None, partial: bool = False) -> list[ModelScores]:
     suite = suite or load_suite()
-    return [score_model(r, suite) for r in load_results(paths)]
+    return [score_model(r, suite, partial=partial) for r in load_results(paths)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -625,7 +662,8 @@ def render_table(scores: Sequence[ModelScores], suite: Optional[Suite] = None, t
         cells = [s.model]
         for c in cols:
             v = s.value(c)
-            cells.append("—" if v is None else f"{v:.2f}")
+            inc = s.incomplete.get(c)
+            cells.append(f"{inc.present}/{inc.tasks} tasks" if inc is not None else "—" if v is None else f"{v:.2f}")
         table.add_row(*cells)
     return table
 

@@ -194,11 +194,22 @@ def test_error_missing_path_and_empty_folder(tmp_path, capsys):
     _assert_error(capsys, [tmp_path / "empty"], "empty", "results_*.json")
 
 
-def test_error_incomplete_benchmark(tmp_path, capsys):
+def test_incomplete_benchmark_is_shown_incomplete_not_an_error(tmp_path, capsys):
+    """#19: a partial benchmark no longer refuses the file (exit 2): `evalsuite score` shows it
+    incomplete (23/24 tasks, no BBH number, no Average) and scores the rest; the library's
+    `score_model` without `partial` still refuses it, naming the benchmark and the task."""
     data = full()
     del data["results"]["leaderboard_bbh_snarks"]
     p = write_results(tmp_path, data)
-    _assert_error(capsys, [p], str(p), "BBH", "leaderboard_bbh_snarks")
+    with pytest.raises(sc.UserError, match="BBH incomplete.*leaderboard_bbh_snarks"):
+        sc.score_model(sc.read_results_file(p), SUITE)
+    code, out, err = run_cli(capsys, p, "--format", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert "BBH" not in row and "Average" not in row
+    assert row["incomplete"]["BBH"]["present"] == 23 and row["incomplete"]["BBH"]["missing"] == ["leaderboard_bbh_snarks"]
+    assert all(d in row for d in SIX if d != "BBH")
+    assert any("BBH incomplete: 23 of 24" in n for n in row["notes"])
 
 
 def test_error_choice_count_disagrees_with_suite(tmp_path, capsys):

@@ -25,6 +25,8 @@ def score(
 
     Notes under the table (on stderr with --format csv; a "notes" list in each json row) say
     which parser made each MATH number (by task version), and which rows come from --limit runs.
+    A benchmark with only some of its subtasks is shown as "k/n tasks" (no number, no Average;
+    json rows: "incomplete", with each present subtask's normalized value).
 
     Example:  evalsuite score results/ --format json
     """
@@ -32,7 +34,7 @@ def score(
     from evalsuite.suite import DEFAULT_SUITE, load_suite
 
     suite = load_suite(suite_file or DEFAULT_SUITE)
-    scores = sc.score_paths(paths, suite)
+    scores = sc.score_paths(paths, suite, partial=True)  # a partial benchmark: shown incomplete
     if not scores:  # find_results_files refuses empty folders; kept for safety
         raise UserError("no results to score")
     if fmt is Format.json:
