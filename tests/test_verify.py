@@ -181,8 +181,11 @@ def test_another_models_results_fail_and_name_the_benchmarks(demo, capsys, tmp_p
     code, result, err = _verify_json(capsys, demo, "--model", MERGE, "--against", ref, "--tolerance", "0.5")
     assert code == 1, err
     assert not result["passed"]
-    failed = [b["benchmark"] for b in result["benchmarks"] if not b["passed"]]
+    failed = [b["benchmark"] for b in result["benchmarks"] if any(r.startswith("score difference") for r in b["reasons"])]
     assert failed == [b["benchmark"] for b in result["benchmarks"] if abs(b["delta"]) > 0.5] and failed
+    # #19: per-document agreement fails too (another model), naming the benchmark and the figure
+    assert not any(b["passed"] for b in result["benchmarks"] if not b["agreement_passed"])
+    assert any(r.startswith("bbh: agreement: identical picks") for r in result["reasons"])
     assert all(any(r.startswith(f"{b}: score difference") and "outside ±0.50 (points)" in r for r in result["reasons"]) for b in failed)
     tasks = _tasks(result)
     assert all(t["docs_identical_share"] == 1.0 and t["prompts_identical_share"] == 1.0 for t in tasks.values())
@@ -205,11 +208,14 @@ def test_default_tolerance_is_the_standard_error(demo, capsys, tmp_path):
     assert code in (0, 1)
     for b in result["benchmarks"]:
         assert b["tolerance_kind"] in ("SE (lm-eval)", "SE (bootstrap)")
-        assert b["passed"] == (abs(b["delta"]) <= b["tolerance"] + 1e-9)
+        assert any(r.startswith("score difference") for r in b["reasons"]) == (abs(b["delta"]) > b["tolerance"] + 1e-9)
+        assert b["passed"] == (not b["reasons"])
         assert (b["benchmark"] == "ifeval") == (b["tolerance_kind"] == "SE (bootstrap)")  # lm-eval gives no inst-level stderr
     assert (code == 0) == result["passed"]
     code, result, _ = _verify_json(capsys, demo, "--model", MERGE, "--against", ref, "--tolerance", "1000")
-    assert code == 0 and all(b["tolerance"] == 1000 and b["tolerance_kind"] == "points" for b in result["benchmarks"])
+    assert all(b["tolerance"] == 1000 and b["tolerance_kind"] == "points" for b in result["benchmarks"])
+    # #19: no score difference fails at 1000 points, but another model's documents do (exit 1)
+    assert code == 1 and result["reasons"] and all(": agreement: " in r for r in result["reasons"])
 
 
 def test_a_changed_prompt_is_shown_as_a_diff_and_fails(demo, capsys, tmp_path):
@@ -350,3 +356,89 @@ def test_bad_input_is_one_line_and_exit_2(demo, capsys, args, words):
 def test_empty_folder_is_bad_input(demo, capsys, tmp_path):
     code, _, err = run_cli(capsys, "--config", demo.config, "--model", MERGE, "--against", tmp_path)
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"error: {tmp_path}: no lm-eval ")
+
+
+# ---------------------------------------------------------------------------------------------
+# #19: agreement decides, --against first, one model's details on every path
+
+
+def test_another_model_fails_on_agreement_with_the_default_tolerance(demo, capsys, tmp_path):
+    """parent_a's files as the merge's details: identical documents and prompts, scores inside one
+    SE (2 documents per task), but the per-document agreement fails: exit 1, naming the
+    benchmark and the figure."""
+    ref = details_folder(demo, PARENT_A, tmp_path / "details")
+    code, result, err = _verify_json(capsys, demo, "--model", MERGE, "--against", ref)
+    assert code == 1, err
+    agreement = [r for r in result["reasons"] if ": agreement: " in r]
+    assert agreement and all(r.split(":", 1)[0] in {b["benchmark"] for b in result["benchmarks"]} for r in agreement)
+    bbh = next(b for b in result["benchmarks"] if b["benchmark"] == "bbh")
+    assert not bbh["agreement_passed"] and bbh["picks_identical_share"] < 0.9
+    assert any(r.startswith("bbh: agreement: identical picks") and "at most 4 may differ" in r for r in agreement)
+    math = next(b for b in result["benchmarks"] if b["benchmark"] == "math_hard")
+    assert math["outputs_identical_share"] == 0 and any(r.startswith("math_hard: agreement: identical outputs 0%") for r in agreement)
+    code, out, _ = run_cli(capsys, "--config", demo.config, "--model", MERGE, "--against", ref)
+    assert code == 1 and "verify: FAIL" in out and "bbh: agreement: identical picks" in out
+
+
+def test_against_is_checked_before_the_limit_run(demo, capsys, tmp_path, monkeypatch):
+    import evalsuite.run.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run_experiment", lambda *a, **k: calls.append(a))
+    before = sorted(p.name for p in demo.store.root.rglob("*"))
+    for against in ("/nonexistent/details", str(tmp_path / "file.txt")):
+        (tmp_path / "file.txt").write_text("x")
+        code, _, err = run_cli(capsys, "--config", demo.config, "--model", PARENT_A, "--against", against, "--limit", "1", "--quiet")
+        assert code == 2 and "no such folder" in err and len(err.strip().splitlines()) == 1
+    assert calls == [] and sorted(p.name for p in demo.store.root.rglob("*")) == before
+
+
+def test_a_folder_of_several_models_is_refused_on_every_path(demo, capsys, tmp_path, monkeypatch):
+    import evalsuite.run.runner as runner
+    import evalsuite.verify as vf
+
+    ref = details_folder(demo, MERGE, tmp_path / "details", "someone__tiny-merge")
+    details_folder(demo, PARENT_A, ref, "someone__parent_a")
+    calls = []
+    monkeypatch.setattr(runner, "run_experiment", lambda *a, **k: calls.append(a))
+    before = sorted(p.name for p in demo.store.root.rglob("*"))
+    for extra in ((), ("--limit", "1", "--quiet")):  # through verify's import, and before a --limit run
+        code, _, err = run_cli(capsys, "--config", demo.config, "--model", MERGE, "--against", ref, *extra)
+        assert code == 2 and "samples of several models" in err and len(err.strip().splitlines()) == 1
+    assert calls == [] and sorted(p.name for p in demo.store.root.rglob("*")) == before
+    # read directly (no importer), and by `evalsuite import`
+    monkeypatch.setattr(vf, "_importer", lambda: None)
+    code, _, err = run_cli(capsys, "--config", demo.config, "--model", MERGE, "--against", ref)
+    assert code == 2 and "samples of several models" in err
+    code = main(["import", str(ref), "--name", "two-models", "--config", str(demo.config)])
+    err = capsys.readouterr().err
+    assert code == 2 and "details of several models" in err
+    assert not demo.store.experiment_file("two-models").exists()
+
+
+@pytest.mark.slow
+def test_the_same_model_at_another_batch_size_passes(demo, capsys, tmp_path):
+    """Noise only: parent_a run again at batch size 1 (the demo's: 8) on BBH and IFEval, in one
+    lm-eval process of two benchmarks instead of six (other batch neighbours), verified against the
+    demo's parent_a jobs: every agreement figure within its threshold, exit 0."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import demo_config
+
+    config = demo_config(tmp_path / "bs1", name="verify-bs1", **{"batch_size: 8": "batch_size: 1"})
+    text = config.read_text()
+    head, rest = text.split("candidate:\n", 1)
+    rest = rest.split("benchmarks:", 1)[1].split("\n", 1)[1]
+    config.write_text(head + "candidate:\n  fixture: parent_a\nparents: []\nbenchmarks: [bbh, ifeval]\n" + rest)
+    assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+    ref = tmp_path / "ref"
+    for rec in _jobs(demo, PARENT_A).values():
+        shutil.copytree(demo.store.job_dir(rec.job_id), ref / rec.job_id, symlinks=True)
+    code, out, err = run_cli(capsys, "--config", config, "--model", PARENT_A, "--against", ref, "--format", "json")
+    result = json.loads(out)
+    assert code == 0, (err, result["reasons"])
+    assert [b["benchmark"] for b in result["benchmarks"]] == ["ifeval", "bbh"]
+    assert all(b["agreement_passed"] and b["outputs_judged"] for b in result["benchmarks"])
+    bbh = result["benchmarks"][1]
+    assert bbh["picks_identical_share"] >= 0.9 and bbh["dll_median"] <= 0.15

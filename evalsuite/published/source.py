@@ -54,6 +54,9 @@ def select_run(folder: Path, run: Optional[str], suite: Suite) -> Selection:
     samples_all = sorted(p for p in folder.rglob("samples_*.jsonl") if p.is_file())
     if not results_all:
         raise UserError(f"{folder}: no lm-eval results_<date>.json in this folder")
+    models = sorted({p.parent.name for p in results_all + samples_all})
+    if len(models) > 1:  # `<org>__<model>/` side by side: never one of them picked silently (#19)
+        raise UserError(f"{folder}: details of several models ({', '.join(models[:4])}); pass the folder of one")
     runs = runs_in([p.name for p in results_all])
     for p in samples_all:
         m = SAMPLES_NAME.match(p.name)
