@@ -107,6 +107,22 @@ class Side:
     stderr: dict[str, Optional[float]] = field(default_factory=dict)  # benchmark -> normalized SE
     imported: Optional[dict] = None  # how import_details stored it (identity, run, re-scoring agreement)
     dtype: Optional[str] = None  # the dtype the model ran in (results config: model_dtype, else model_args dtype)
+    environment: dict = field(default_factory=dict)  # numeric environment + machine of its jobs (job.json), or the results file's versions
+
+
+def environment_of(record, results: dict) -> dict:
+    """What a side's numbers were computed with, to show beside them: an evalsuite job's numeric
+    environment and machine (job.json), else what lm-eval's results file says (transformers
+    version); the dtype either way."""
+    env = dict((record.identity or {}).get("numeric_env") or {}) if record is not None else {}
+    machine = getattr(record, "machine", None) or {}
+    env.update({k: v for k, v in machine.items() if v})
+    if not env.get("transformers") and isinstance(results, dict) and results.get("transformers_version"):
+        env["transformers"] = str(results["transformers_version"])
+    dtype = results_dtype(results) if isinstance(results, dict) else None
+    if dtype:
+        env["dtype"] = dtype
+    return env
 
 
 def results_dtype(results: dict) -> Optional[str]:
@@ -151,6 +167,7 @@ def side_from_runs(runs: Mapping[str, Any], label: str, suite: Suite, where: str
         side.docs[bench_id] = run.samples(suite)
         side.configs.update(_configs(run.results))
         side.dtype = side.dtype or results_dtype(run.results)
+        side.environment = side.environment or environment_of(run.record, run.results)
     if runs and stderr:
         if scores is None:
             scores = score_model(merge_as([results_of(r.results, r.folder / r.record.results_file) for r in runs.values()], label), suite)
@@ -193,6 +210,7 @@ def side_from_folder(folder: Path, label: str, suite: Suite, benchmarks: Sequenc
             data = json.loads(results_file.read_text(encoding="utf-8"))
             side.configs.update(_configs(data))
             side.dtype = results_dtype(data) or side.dtype
+            side.environment = environment_of(None, data) or side.environment
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise UserError(f"{results_file}: cannot read results JSON ({str(exc).splitlines()[0]})") from exc
     for bench_id in benchmarks:
@@ -352,6 +370,8 @@ class Verification(BaseModel):
     local: str  # where the local run's jobs are
     reference: str  # what the reference was read from
     reference_import: Optional[dict] = None  # import_details: identity, run, lm-eval, recorded vs re-scored verdicts
+    local_environment: dict = Field(default_factory=dict)  # versions, attention, hub kernels, CUDA/cuDNN/GPU, dtype
+    reference_environment: dict = Field(default_factory=dict)
     limit: Optional[int] = None
     tolerance: str
     n_boot: int
@@ -619,6 +639,7 @@ def verify_sides(model: str, experiment: str, local: Side, ref: Side, *, benchma
     notes = [f"{c.benchmark}: {n}" for c in checks for n in c.notes]
     return Verification(model=model, experiment=experiment, local=local.where, reference=ref.where,
                         reference_import=ref.imported, limit=limit,
+                        local_environment=local.environment, reference_environment=ref.environment,
                         tolerance="se" if tolerance == "se" else f"{float(tolerance):g} points", n_boot=stats.n_boot, seed=stats.seed,
                         level=stats.level, benchmarks=checks, passed=not reasons, reasons=reasons, notes=notes)
 

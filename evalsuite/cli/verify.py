@@ -169,6 +169,9 @@ def render(result) -> list:
     if imp:
         out.append(Text(f"reference imported as {imp['name']} ({imp['identity']}, run {imp['run']}), re-scored by lm-eval "
                         f"{imp['lm_eval']}: {imp['verdicts_agree']}/{imp['verdicts_compared']} recorded verdicts agree", style="dim"))
+    for side, env in (("local", result.local_environment), ("reference", result.reference_environment)):
+        if env:
+            out.append(Text(f"{side} environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), style="dim"))
     picks = sorted({t.pick_rule for b in result.benchmarks for t in b.tasks if t.pick_rule})
     if picks:
         out.append(Text("picks recomputed from the records' log-likelihoods: " + "; ".join(picks), style="dim"))
