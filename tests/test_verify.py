@@ -432,6 +432,7 @@ def test_the_same_model_at_another_batch_size_passes(demo, capsys, tmp_path):
     rest = rest.split("benchmarks:", 1)[1].split("\n", 1)[1]
     config.write_text(head + "candidate:\n  fixture: parent_a\nparents: []\nbenchmarks: [bbh, ifeval]\n" + rest)
     assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+    capsys.readouterr()  # the run's own table
     ref = tmp_path / "ref"
     for rec in _jobs(demo, PARENT_A).values():
         shutil.copytree(demo.store.job_dir(rec.job_id), ref / rec.job_id, symlinks=True)
