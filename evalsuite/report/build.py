@@ -192,6 +192,7 @@ def _provenance(study: Study) -> dict[str, Any]:
                 limit=cfg.get("limit"), fewshot_as_multiturn=res.get("fewshot_as_multiturn"),
                 chat_template_sha=res.get("chat_template_sha"), command=shlex.join(job.command),
                 task_hashes=sorted(hashes.items()), identity=json.dumps(job.identity, sort_keys=True),
+                numeric_env=(job.identity or {}).get("numeric_env"), machine=getattr(job, "machine", None),
             ))
     return dict(jobs=jobs, envs=[dict(text=k, jobs=v) for k, v in envs.items()],
                 total_time=sum(j["duration"] for j in jobs))
