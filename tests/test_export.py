@@ -135,7 +135,7 @@ def test_verify_against_an_export_in_one_step(demo_run, tmp_path, capsys):
 def test_bad_input_is_one_line(demo_run, tmp_path, capsys, args, words):
     base = ["export", "--config", str(demo_run.config), "--model", MERGE, "--out", str(tmp_path / "o")]
     if "--model" in args:
-        base = base[:4] + base[6:]
+        base = base[:3] + base[5:]
     code = main(base + args)
     err = capsys.readouterr().err
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
