@@ -305,9 +305,31 @@ def report(process: Process, records: list[JobRecord], events: Events) -> None:
     events.ended(process)
 
 
+def visible_gpus(env: Optional[dict] = None) -> Optional[list[str]]:
+    """The GPUs this process was given: the inherited CUDA_VISIBLE_DEVICES list (ids or UUIDs, as
+    SLURM or a shared box set it), or None when it is unset (every GPU of the machine)."""
+    value = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    return [d.strip() for d in value.split(",") if d.strip()]
+
+
+def gpu_placement(slot: int, workers: int, device: str, env: Optional[dict] = None) -> Optional[dict]:
+    """The CUDA_VISIBLE_DEVICES of worker `slot` of `workers` on a CUDA device: the slot-th GPU of
+    the inherited list (never a GPU outside it), else the slot-th GPU of the machine; None for
+    one worker (it keeps what it inherited) or a CPU run."""
+    if workers <= 1 or not device.startswith("cuda"):
+        return None
+    gpus = visible_gpus(env)
+    if gpus is None:
+        return {"CUDA_VISIBLE_DEVICES": str(slot)}
+    return {"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if gpus else None  # none given: inherited as is
+
+
 class LocalExecutor:
     """Processes as children on this machine, `workers` at a time. With several workers on a GPU
-    machine each worker owns one GPU (CUDA_VISIBLE_DEVICES = its slot)."""
+    machine each worker owns one GPU: the slot-th of the inherited CUDA_VISIBLE_DEVICES list
+    (`gpu_placement`; make workers at most the GPUs given, or two workers share one)."""
 
     name = "local"
 
@@ -316,7 +338,7 @@ class LocalExecutor:
 
     def _one(self, process: Process, store: Store, events: Events, slots) -> None:
         slot = slots.get()
-        placement = {"CUDA_VISIBLE_DEVICES": str(slot)} if self.workers > 1 and process.first.model.device.startswith("cuda") else None
+        placement = gpu_placement(slot, self.workers, process.first.model.device)
         events.started(process)
         try:
             records = run_process(process, store, on_output=lambda line: events.output(process, line), placement=placement)
