@@ -93,18 +93,24 @@ def cached_commits(repo_id: str, repo_type: RepoType = "model") -> list[str]:
     return []
 
 
-def hub_error(exc: BaseException, what: str, repo_id: str, repo_type: RepoType, revision: Optional[str]) -> UserError:
-    """A hub client error as one line with its fix: gated, not found, no such commit, unreachable."""
+def hub_problem(exc: BaseException, repo_id: str, repo_type: RepoType, revision: Optional[str]) -> tuple[str, str]:
+    """(what is wrong, its fix) for a hub client error: gated, not found, no such commit, unreachable."""
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     page = f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
     if isinstance(exc, GatedRepoError):
         status = getattr(getattr(exc, "response", None), "status_code", None)
         why = "no Hugging Face token is set" if status == 401 else "this token has not been granted access"
-        return UserError(f"{what}: {repo_id} is gated and {why}: accept its terms at {page} and log in (`hf auth login` or HF_TOKEN)")
+        return f"{repo_id} is gated and {why}", f"accept its terms at {page} and log in (`hf auth login` or HF_TOKEN)"
     if isinstance(exc, RevisionNotFoundError):
-        return UserError(f"{what}: {repo_id} has no revision {revision!r} on the hub: fix the pin")
+        return f"{repo_id} has no revision {revision!r} on the hub", "fix the pin"
     if isinstance(exc, RepositoryNotFoundError):
-        return UserError(f"{what}: {repo_id} not found on the hub (or private): check the name and your token")
+        return f"{repo_id} not found on the hub (or private)", "check the name and your token"
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return UserError(f"{what}: {repo_id}: cannot reach the hub ({first}): check the network or HF_ENDPOINT, or run offline from the cache")
+    return f"{repo_id}: cannot reach the hub ({first})", "check the network or HF_ENDPOINT, or run offline from the cache"
+
+
+def hub_error(exc: BaseException, what: str, repo_id: str, repo_type: RepoType, revision: Optional[str]) -> UserError:
+    """A hub client error as one line with its fix (`hub_problem`)."""
+    detail, fix = hub_problem(exc, repo_id, repo_type, revision)
+    return UserError(f"{what}: {detail}: {fix}")

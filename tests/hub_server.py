@@ -4,7 +4,8 @@ through `HF_ENDPOINT`. Learnt from huggingface_hub's own client code (hf_api.py,
 _snapshot_download.py, utils/_http.py):
 
   GET  /api/{models,datasets}/ORG/NAME[/revision/REV]   repo info (`model_info`, `dataset_info`,
-                                                      `repo_info`): id, sha, siblings, gated
+                                                      `repo_info`): id, sha, siblings (their sizes
+                                                      with ?blobs=True), gated
   GET  /api/{models,datasets}/ORG/NAME/tree/REV[/PATH]  file listing (`list_repo_tree`,
                                                       `snapshot_download`)
   GET  /api/{models,datasets}/ORG/NAME/auth-check     `auth_check`: 200, or 401/403 for a gated repo
@@ -196,7 +197,8 @@ def _handler(hub: SimHub):
                     "id": repo_id, "sha": sha, "private": False, "disabled": False,
                     "gated": "manual" if repo.gated else False,
                     "lastModified": "2026-01-01T00:00:00.000Z", "tags": [], "downloads": 0, "likes": 0,
-                    "siblings": [{"rfilename": p} for p in sorted(files)],
+                    "siblings": [{"rfilename": p, **({"size": len(files[p])} if "blobs=" in urlparse(self.path).query else {})}
+                                 for p in sorted(files)],
                 }
                 return self._json(info)
             self._error(404, "NotFound", "no such endpoint")

@@ -252,6 +252,9 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     console = console or Console(stderr=True, quiet=quiet)
     store = Store(Path(exp.output.results))
     data_ids = check_data(exp)
+    from evalsuite.preflight import check_study
+
+    check_study(exp)  # hub models at their revisions, gated repos, disk: before any model loads
     executor = make_executor(exp)
     for sub in ("jobs", "cache", "merged"):  # a symlink out of results/ is refused before any work
         inside(store.root, sub)
