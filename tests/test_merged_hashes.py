@@ -1,0 +1,38 @@
+"""A merged model's shards are hashed once, then trusted while size, mtime and ctime stay the same
+(evalsuite.models.file_cache.cached_sha256 in merge.verify_output): a run does not re-read ~18.5 GB."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+from evalsuite import store
+from evalsuite.models.merge import MARKER, verify_output
+
+
+def test_shards_verified_once_then_trusted_until_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALSUITE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "merged"
+    out.mkdir()
+    shards = {f"model-0000{i}-of-00002.safetensors": os.urandom(4096) for i in (1, 2)}
+    for name, data in shards.items():
+        (out / name).write_bytes(data)
+    files = {n: {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in shards.items()}
+    (out / MARKER).write_text(json.dumps({"fingerprint": "sha256:x", "files": files}))
+    hashed = []
+    real = store.file_sha256
+    monkeypatch.setattr(store, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+
+    assert verify_output(out, "sha256:x") is None and len(hashed) == 2
+    assert verify_output(out, "sha256:x") is None and len(hashed) == 2  # trusted: nothing re-read
+    shard = out / "model-00002-of-00002.safetensors"
+    st = shard.stat()
+    time.sleep(0.05)  # past the kernel's coarse timestamp tick
+    data = bytearray(shards[shard.name])
+    data[100] ^= 1
+    shard.write_bytes(bytes(data))  # same size; the mtime put back: the ctime still moved
+    os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert verify_output(out, "sha256:x") == "model-00002-of-00002.safetensors hash mismatch"
+    assert hashed[2:] == ["model-00002-of-00002.safetensors"]
