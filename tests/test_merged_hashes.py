@@ -36,3 +36,17 @@ def test_shards_verified_once_then_trusted_until_written(tmp_path, monkeypatch):
     os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert verify_output(out, "sha256:x") == "model-00002-of-00002.safetensors hash mismatch"
     assert hashed[2:] == ["model-00002-of-00002.safetensors"]
+
+
+def test_merge_runs_on_the_gpu_when_there_is_one(monkeypatch):
+    """mergekit's `cuda` option when torch sees a GPU (faked here: the CPU box has none), with a
+    fingerprint of its own; on the CPU the options and fingerprints stay as they were."""
+    import torch
+
+    from evalsuite.models import merge
+
+    cpu = merge.merge_options(1 << 30, progress=False)
+    assert merge.merge_device() == "cpu" and cpu.cuda is False and cpu.device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu = merge.merge_options(1 << 30, progress=False)
+    assert merge.merge_device() == "cuda" and gpu.cuda is True and gpu.device == "cuda"

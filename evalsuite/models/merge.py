@@ -87,7 +87,25 @@ def fingerprint_inputs(recipe: Recipe) -> dict[str, Any]:
         "torch": torch.__version__.split("+")[0],
         "dtype": recipe.config.dtype,
         "out_dtype": recipe.config.out_dtype,
+        # a GPU merge may round differently from a CPU one: its own fingerprint (CPU ones unchanged)
+        **({"merge_device": "cuda"} if merge_device() == "cuda" else {}),
     }
+
+
+def merge_device() -> str:
+    """Where mergekit computes the merge: the GPU when torch sees one (mergekit's `cuda` option,
+    minutes instead of the CPU's much longer for a 9B SLERP), else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def merge_options(max_shard: int, progress: bool):
+    """mergekit's options for evalsuite's merges."""
+    from mergekit.options import MergeOptions
+
+    return MergeOptions(out_shard_size=max_shard, quiet=not progress, copy_tokenizer=True, write_model_card=True,
+                        cuda=merge_device() == "cuda")
 
 
 def _fingerprint(inputs: dict[str, Any]) -> str:
@@ -211,9 +229,8 @@ def build_merge(
 
 def _run_mergekit(rec: Recipe, out: Path, max_shard: int, progress: bool) -> None:
     from mergekit.merge import run_merge
-    from mergekit.options import MergeOptions
 
-    options = MergeOptions(out_shard_size=max_shard, quiet=not progress, copy_tokenizer=True, write_model_card=True)
+    options = merge_options(max_shard, progress)
     try:
         run_merge(rec.local_config.model_copy(deep=True), str(out), options=options, config_source=rec.text)
     finally:
