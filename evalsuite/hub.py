@@ -21,6 +21,9 @@ HUB_ID = re.compile(rf"^{_REPO}\Z")  # \Z, not $: "$" also matches before a fina
 HUB_ID_AT = re.compile(rf"^(?P<repo>{_REPO})(?:@(?P<rev>[\w./-]+))?$")
 
 RepoType = Literal["model", "dataset"]
+# What a merge and lm-eval read of a model repo (weights as safetensors, configs, tokenizer, chat
+# template): a parent is downloaded with these patterns, not a repo's extra .bin/GGUF/ONNX copies.
+MODEL_FILES = ["*.safetensors", "*.json", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja"]
 _TRUE = {"1", "true", "yes", "on"}
 
 

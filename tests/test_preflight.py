@@ -89,3 +89,17 @@ def test_disk_for_parents_merge_and_outputs(hub, tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", real)
     (disk,) = [c for c in preflight.study_checks(exp) if c.name == "disk for the study"]
     assert disk.status == "ok"
+
+
+def test_parents_downloaded_with_the_files_a_merge_and_lm_eval_need(hub, tiny_models, tmp_path, monkeypatch):
+    from evalsuite.models.merge_recipe import hub_snapshot
+
+    files = folder_files(tiny_models["parent_b"])
+    files.update({"pytorch_model.bin": b"x" * 1000, "model-q4.gguf": b"y" * 1000, "onnx/model.onnx": b"z"})
+    sha = hub.repo("evalsuite-test/parent").add_commit(files)
+    use_in_process(monkeypatch, hub, tmp_path / "hf", offline=False)
+    folder = hub_snapshot("evalsuite-test/parent", sha)
+    got = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert got == sorted(n for n in files if not n.endswith((".bin", ".gguf", ".onnx")))
+    assert "model.safetensors" in got and "tokenizer.json" in got and "config.json" in got
+    assert not [r for r in hub.requests if r[1].endswith((".bin", ".gguf", ".onnx"))]
