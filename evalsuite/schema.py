@@ -88,6 +88,9 @@ class JobRecord(BaseModel):
     # how its lm-eval process started: forked from a warm zygote or a fresh interpreter
     # (evalsuite/run/warm.py; not identity: the same program either way). None: imported, or older.
     start: Optional[StartMode] = None
+    # the batch size(s) lm-eval's `batch_size: auto` chose (its results' config.batch_sizes); None:
+    # the size was given, or an older record
+    batch_sizes: Optional[list[int]] = None
 
     @property
     def duration_s(self) -> float:

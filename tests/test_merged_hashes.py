@@ -50,3 +50,18 @@ def test_merge_runs_on_the_gpu_when_there_is_one(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     gpu = merge.merge_options(1 << 30, progress=False)
     assert merge.merge_device() == "cuda" and gpu.cuda is True and gpu.device == "cuda"
+
+
+def test_the_batch_size_lm_eval_chose_is_recorded():
+    """`batch_size: auto`: the sizes lm-eval's detector chose (its results' `config.batch_sizes`,
+    as lm_eval/evaluator.py writes them) go into job.json; a given size records none."""
+    from evalsuite.run.local import chosen_batch_sizes
+    from evalsuite.schema import JobRecord
+
+    assert chosen_batch_sizes({"config": {"batch_size": "auto", "batch_sizes": [64]}}) == [64]
+    assert chosen_batch_sizes({"config": {"batch_size": "auto:4", "batch_sizes": [64, 32, 32, 16]}}) == [64, 32, 32, 16]
+    assert chosen_batch_sizes({"config": {"batch_size": 8, "batch_sizes": []}}) is None
+    assert chosen_batch_sizes({}) is None
+    rec = JobRecord(job_id="j", model="m", role="candidate", benchmark="bbh", task="t", identity={}, command=[], env={},
+                    results_file="r.json", samples_files=[], started=0, finished=1, batch_sizes=[64])
+    assert JobRecord.model_validate_json(rec.model_dump_json()).batch_sizes == [64]

@@ -158,6 +158,7 @@ def commit(process: Process, workdir: Path, ex: Execution, store: Store) -> list
         (job,) = process.jobs
         samples = sorted(p.relative_to(workdir).as_posix() for p in out.rglob("samples_*.jsonl"))
         record = _record(process, job, ex, results[0].relative_to(workdir).as_posix(), samples)
+        record.batch_sizes = chosen_batch_sizes(results[0])
         return [_commit_folder(workdir, record, store)]
     records = []
     try:
@@ -171,10 +172,23 @@ def commit(process: Process, workdir: Path, ex: Execution, store: Store) -> list
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            records.append(_commit_folder(tmp, _record(process, job, ex, rel_results, rel_samples, extra), store))
+            record = _record(process, job, ex, rel_results, rel_samples, extra)
+            record.batch_sizes = chosen_batch_sizes(data)
+            records.append(_commit_folder(tmp, record, store))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return records
+
+
+def chosen_batch_sizes(results) -> Optional[list[int]]:
+    """The batch sizes lm-eval's `batch_size: auto` detector chose (its results file's
+    `config.batch_sizes`), or None when the size was given (or the file says nothing)."""
+    data = results if isinstance(results, dict) else json.loads(Path(results).read_text(encoding="utf-8"))
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    sizes = config.get("batch_sizes")
+    if not str(config.get("batch_size", "")).startswith("auto") or not isinstance(sizes, list) or not sizes:
+        return None
+    return [int(x) for x in sizes if isinstance(x, (int, float))] or None
 
 
 PROCESS_RESULTS = "process_results_"  # lm-eval's whole results file of a shared process, kept beside
