@@ -145,7 +145,7 @@ class ExecutorConfig(_Strict):
     name: Literal["local", "ray"] = "local"
     workers: int = Field(default=1, ge=1)  # local: jobs run at once (one per GPU or CPU core)
     ray_address: Optional[str] = None  # None: start a local Ray cluster; "auto" or HOST:PORT: join one
-    num_gpus: float = Field(default=0, ge=0)  # GPUs each Ray task asks for (0 on CPU)
+    num_gpus: Optional[float] = Field(default=None, ge=0)  # GPUs each Ray task asks for (None: 1 per job on CUDA, 0 on CPU)
     max_retries: int = Field(default=1, ge=0)
     # Which task files each lm_eval process indexes at start: "leaderboard" = lm-eval's leaderboard
     # folder (+ mirror overrides), "full" = the stock CLI's whole tree (~7 s more per job). Same

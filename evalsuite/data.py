@@ -186,39 +186,47 @@ def mirror_problems(mirror: Path, benchmarks: list[str]) -> list[str]:
                 f"{bench_id}: {root} is missing (get it with `hf download --repo-type dataset "
                 f"{HUB_DATASETS[bench_id]} --local-dir {root}`)")
             continue
-        seen_files: set[Path] = set()
-        for td in task_data(bench_id):
-            splits = _config_splits(root, bench_id, td.dataset_name, problems)
-            if splits is None:
+        problems.extend(repo_problems(root, bench_id))
+    return list(dict.fromkeys(problems))
+
+
+def repo_problems(root: Path, bench_id: str) -> list[str]:
+    """One line per thing lm-eval would trip over when reading benchmark `bench_id` from the dataset
+    repo folder `root` (a mirror's folder, or a hub-cache snapshot)."""
+    problems: list[str] = []
+    seen_files: set[Path] = set()
+    for td in task_data(bench_id):
+        splits = _config_splits(root, bench_id, td.dataset_name, problems)
+        if splits is None:
+            continue
+        label = f"{bench_id}: {HUB_DATASETS[bench_id]} config {td.dataset_name or 'default'!r}"
+        for split in td.splits:
+            if split not in splits:
+                have = ", ".join(sorted(splits)) or "none"
+                problems.append(f"{label}: no {split!r} split (has: {have}; needed by "
+                                f"{td.task})")
                 continue
-            label = f"{bench_id}: {HUB_DATASETS[bench_id]} config {td.dataset_name or 'default'!r}"
-            for split in td.splits:
-                if split not in splits:
-                    have = ", ".join(sorted(splits)) or "none"
-                    problems.append(f"{label}: no {split!r} split (has: {have}; needed by "
-                                    f"{td.task})")
+            files = splits[split]
+            if not files:
+                problems.append(f"{label} split {split!r}: no data files match its `path`")
+                continue
+            for f in files:
+                if f in seen_files:
                     continue
-                files = splits[split]
-                if not files:
-                    problems.append(f"{label} split {split!r}: no data files match its `path`")
+                seen_files.add(f)
+                cols = data_columns(f)
+                if cols is None:
+                    problems.append(f"{bench_id}: {f}: not a data file lm-eval can read (parquet, csv, JSON lines or a JSON array of rows)")
                     continue
-                for f in files:
-                    if f in seen_files:
-                        continue
-                    seen_files.add(f)
-                    cols = data_columns(f)
-                    if cols is None:
-                        problems.append(f"{bench_id}: {f}: not a data file lm-eval can read (parquet, csv, JSON lines or a JSON array of rows)")
-                        continue
-                    missing = [c for c in REQUIRED_COLUMNS[bench_id] if c not in cols]
-                    if missing:
-                        problems.append(f"{bench_id}: {f}: missing column(s) "
-                                        + ", ".join(repr(c) for c in missing))
-                    kinds = column_kinds(f)
-                    problems.extend(
-                        f"{bench_id}: {f}: column {c!r} holds {kinds[c]} values, lm-eval needs {want}"
-                        for c, want in COLUMN_TYPES[bench_id].items() if kinds.get(c, want) != want)
-            problems.extend(_content_problems(bench_id, td, splits))
+                missing = [c for c in REQUIRED_COLUMNS[bench_id] if c not in cols]
+                if missing:
+                    problems.append(f"{bench_id}: {f}: missing column(s) "
+                                    + ", ".join(repr(c) for c in missing))
+                kinds = column_kinds(f)
+                problems.extend(
+                    f"{bench_id}: {f}: column {c!r} holds {kinds[c]} values, lm-eval needs {want}"
+                    for c, want in COLUMN_TYPES[bench_id].items() if kinds.get(c, want) != want)
+        problems.extend(_content_problems(bench_id, td, splits))
     return list(dict.fromkeys(problems))
 
 
@@ -251,9 +259,11 @@ def check_mirror(mirror: Path, benchmarks: list[str]) -> None:
 
 
 def override_yamls(mirror: Optional[Path], benchmarks: list[str], revisions: Optional[dict[str, str]] = None,
-                   harness: str = "upstream") -> dict[str, str]:
+                   harness: str = "upstream", folders: Optional[dict[str, Path]] = None) -> dict[str, str]:
     """File name -> text of the override for every leaf task of `benchmarks`: read from the local
-    `mirror`, or from the hub at the dataset commit `revisions[benchmark]`. With `harness:
+    `mirror`, from the hub-cache snapshot folder `folders[benchmark]` of the dataset at its commit
+    (`hub_snapshots`; online and offline alike), or from the hub at the dataset commit
+    `revisions[benchmark]`. With `harness:
     leaderboard` GPQA's choices are shuffled as the leaderboard's run shuffled them
     (evalsuite/run/gpqa_order.py; its generated helper module comes with the YAMLs)."""
     from evalsuite.run import gpqa_order
@@ -261,7 +271,7 @@ def override_yamls(mirror: Optional[Path], benchmarks: list[str], revisions: Opt
     mirror = Path(mirror).resolve() if mirror is not None else None
     out: dict[str, str] = {}
     if harness == "leaderboard" and "gpqa" in benchmarks:
-        sizes = gpqa_sizes(mirror)
+        sizes = gpqa_sizes(mirror, (folders or {}).get("gpqa"))
         out[f"{gpqa_order.HELPER_MODULE}.py"] = gpqa_order.helper_source(sizes)
     for bench_id in benchmarks:
         if bench_id not in HUB_DATASETS:
@@ -271,6 +281,9 @@ def override_yamls(mirror: Optional[Path], benchmarks: list[str], revisions: Opt
             if mirror is not None:
                 body["dataset_path"] = str(repo_dir(mirror, bench_id))
                 what = "from a local mirror"
+            elif folders is not None:
+                body["dataset_path"] = str(folders[bench_id])
+                what = f"at commit {Path(folders[bench_id]).name} from its snapshot in the Hugging Face hub cache"
             else:
                 sha = (revisions or {})[bench_id]
                 body["dataset_kwargs"] = {**(td.dataset_kwargs or {}), "revision": sha}
@@ -299,28 +312,30 @@ def _snarks_description(td: TaskData) -> str:
 FORK_DESCRIPTIONS = {"leaderboard_bbh_snarks": _snarks_description}
 
 
-def gpqa_sizes(mirror: Optional[Path]) -> dict[str, int]:
-    """Rows of each GPQA subset's split (process_docs maps all of them): counted in a mirror, the
-    published sizes (tasks/leaderboard_v2.yaml) on the hub."""
+def gpqa_sizes(mirror: Optional[Path], folder: Optional[Path] = None) -> dict[str, int]:
+    """Rows of each GPQA subset's split (process_docs maps all of them): counted in a mirror (or
+    the repo `folder`, a hub-cache snapshot), the published sizes (tasks/leaderboard_v2.yaml) on
+    the hub."""
     bench = load_suite().get("gpqa")
-    if mirror is None:
+    if mirror is None and folder is None:
         return dict(bench.sizes)
+    root = Path(folder) if folder is not None else repo_dir(mirror, "gpqa")
     out = {}
     for td in task_data("gpqa"):
-        splits = _config_splits(repo_dir(mirror, "gpqa"), "gpqa", td.dataset_name, []) or {}
+        splits = _config_splits(root, "gpqa", td.dataset_name, []) or {}
         out[td.task.rsplit("_", 1)[1]] = sum(len(data_rows(f)) for split in td.splits for f in splits.get(split, []))
     return out
 
 
 def write_task_overrides(mirror: Optional[Path], benchmarks: list[str], out_dir: Path, revisions: Optional[dict[str, str]] = None,
-                         harness: str = "upstream") -> Path:
+                         harness: str = "upstream", folders: Optional[dict[str, Path]] = None) -> Path:
     """Write the override YAMLs into `out_dir` (pass it as `--include_path`) and return it.
 
     A mirror is checked first. `out_dir` is replaced as a whole: built next to it, then swapped
     in; it may only contain files written here before."""
     if mirror is not None:
         check_mirror(mirror, benchmarks)
-    files = override_yamls(mirror, benchmarks, revisions, harness)
+    files = override_yamls(mirror, benchmarks, revisions, harness, folders)
     out_dir = Path(out_dir)
     if out_dir.exists():
         foreign = [p for p in out_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts and not (
@@ -380,3 +395,93 @@ def hub_commits(benchmarks: Iterable[str], pinned: dict[str, str], offline: bool
 
 def hub_identity(bench: str, sha: str) -> str:
     return f"hub:{HUB_DATASETS[bench]}@{sha}"
+
+
+# ------------------------------------------------------------------------------------------
+# Hub datasets read exactly at their commit: the snapshot of that commit in the HF hub cache is the
+# folder lm-eval reads (as a mirror's folder), online and offline alike. `datasets` offline never
+# reads hub-cache snapshots itself and, given a revision, may serve another cached commit's rows
+# ("Found the latest cached dataset configuration"); a local folder named by its commit cannot.
+# ------------------------------------------------------------------------------------------
+
+
+def _pin_hint(bench: str, commits: list[str]) -> str:
+    return "; ".join(f"data: {{revisions: {{{bench}: {c}}}}}" for c in commits)
+
+
+def hub_snapshot(bench: str, pinned: Optional[str], offline: bool) -> Path:
+    """The hub-cache snapshot folder (named by its commit) of benchmark `bench`'s dataset at the
+    commit to read, downloaded first when online and not cached:
+
+    - pinned: that commit (offline: it must be in the cache);
+    - not pinned, online: the commit the repo's `main` points at now;
+    - not pinned, offline: the one commit the cache holds (with or without `refs/main`); with
+      several the run stops, naming the pins to choose from.
+
+    Every failure is a `UserError` of one line with its fix, raised before any model loads."""
+    from evalsuite.hub import cached_commits, hub_error, snapshot
+
+    repo = HUB_DATASETS[bench]
+    what = f"dataset {repo} ({bench})"
+    if pinned:
+        found = cached_snapshot(repo, pinned, "dataset")
+        if found is not None:
+            return found
+        if offline:
+            raise UserError(
+                f"{what}: commit {pinned} is not in the Hugging Face hub cache and the run is offline: "
+                f"run once online or `hf download --repo-type dataset {repo} --revision {pinned}`")
+        try:
+            return snapshot(repo, pinned, repo_type="dataset", local_only=False)
+        except Exception as exc:  # gated, not found, network: all user-fixable
+            raise hub_error(exc, what, repo, "dataset", pinned) from exc
+    if offline:
+        commits = cached_commits(repo, "dataset")
+        if not commits:
+            raise UserError(
+                f"{what}: not in the Hugging Face hub cache and the run is offline: run once online, "
+                f"or `hf download --repo-type dataset {repo}`, or use a mirror (data: {{source: mirror}})")
+        if len(commits) > 1:
+            raise UserError(
+                f"{what}: the Hugging Face hub cache holds {len(commits)} commits of it; pin the one to read "
+                f"(newest first): {_pin_hint(bench, commits)}")
+        found = cached_snapshot(repo, commits[0], "dataset")
+        if found is None:
+            raise UserError(f"{what}: the cached snapshot {commits[0]} is incomplete: run once online or pin a complete commit")
+        return found
+    from huggingface_hub import HfApi
+
+    try:
+        sha = HfApi().dataset_info(repo, timeout=30).sha
+        return cached_snapshot(repo, sha, "dataset") or snapshot(repo, sha, repo_type="dataset", local_only=False)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise hub_error(exc, what, repo, "dataset", None) from exc
+
+
+def hub_snapshots(benchmarks: Iterable[str], pinned: dict[str, str], offline: bool) -> dict[str, Path]:
+    """Benchmark -> its dataset's snapshot folder at the commit to read (`hub_snapshot`), each
+    checked as lm-eval will read it (`repo_problems`); the first problem stops the run."""
+    out: dict[str, Path] = {}
+    for bench in benchmarks:
+        folder = hub_snapshot(bench, pinned.get(bench), offline)
+        problems = repo_problems(folder, bench)
+        if problems:
+            more = f" (+{len(problems) - 1} more; run `evalsuite doctor`)" if len(problems) > 1 else ""
+            raise UserError(f"dataset {HUB_DATASETS[bench]}@{folder.name}: {problems[0]}{more}")
+        out[bench] = folder
+    return out
+
+
+def identity_folders(data_ids: dict[str, str]) -> dict[str, Path]:
+    """Benchmark -> the hub-cache snapshot folder its data identity `hub:REPO@COMMIT` names (the
+    cache only; `hub_snapshots` put it there)."""
+    out = {}
+    for bench, ident in data_ids.items():
+        repo, sha = ident.removeprefix("hub:").rsplit("@", 1)
+        folder = cached_snapshot(repo, sha, "dataset")
+        if folder is None:
+            raise UserError(f"dataset {repo} ({bench}): commit {sha} left the Hugging Face hub cache during the run")
+        out[bench] = folder
+    return out

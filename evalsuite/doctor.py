@@ -86,11 +86,12 @@ def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
     from evalsuite.hub import env_offline
 
     if exp.offline or env_offline():
-        try:  # the commit the job's data identity will name
-            sha = data.hub_commits([bench], exp.data.revisions, offline=True)[bench]
+        try:  # the snapshot of the commit the job's data identity will name, checked as run checks it
+            folder = data.hub_snapshots([bench], exp.data.revisions, offline=True)[bench]
         except UserError as exc:
-            return Check(name=f"data {bench}", status="fail", detail=str(exc)[:160], fix=f"pin it (data: {{revisions: {{{bench}: SHA}}}}) or download it into the HF cache")
-        return Check(name=f"data {bench}", status="warn", detail=f"{repo}@{sha[:12]}: offline, relying on the datasets cache", fix="use a local mirror (data: {source: mirror})")
+            what, _, fix = str(exc).rpartition(": ")
+            return Check(name=f"data {bench}", status="fail", detail=what, fix=fix)
+        return Check(name=f"data {bench}", status="ok", detail=f"{repo}@{folder.name[:12]}: in the HF hub cache (offline)")
     try:
         info = HfApi().dataset_info(repo, revision=exp.data.revisions.get(bench), timeout=10)
     except Exception as exc:  # network, auth, gated
@@ -98,6 +99,13 @@ def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
         return Check(name=f"data {bench}", status="fail", detail=f"{repo}: {str(exc).splitlines()[0][:100]}", fix=fix)
     if gated and not get_token():
         return Check(name=f"data {bench}", status="fail", detail=f"{repo} is gated and no HF token is set", fix="accept the terms on the hub and `hf auth login`")
+    from evalsuite.hub import hub_problem
+
+    try:  # a gated repo's info is public, its files are not: may this token read them?
+        HfApi().auth_check(repo, repo_type="dataset")
+    except Exception as exc:
+        detail, fix = hub_problem(exc, repo, "dataset", exp.data.revisions.get(bench))
+        return Check(name=f"data {bench}", status="fail", detail=detail, fix=fix)
     return Check(name=f"data {bench}", status="ok", detail=f"{repo}@{(info.sha or '?')[:12]} reachable")
 
 
@@ -177,4 +185,6 @@ def run_checks(exp: Experiment) -> list[Check]:
     if nltk:
         checks.append(nltk)
     checks.append(_disk(exp))
-    return checks
+    from evalsuite.preflight import study_checks  # hub models, details repos, disk for the study
+
+    return checks + study_checks(exp)

@@ -21,6 +21,9 @@ HUB_ID = re.compile(rf"^{_REPO}\Z")  # \Z, not $: "$" also matches before a fina
 HUB_ID_AT = re.compile(rf"^(?P<repo>{_REPO})(?:@(?P<rev>[\w./-]+))?$")
 
 RepoType = Literal["model", "dataset"]
+# What a merge and lm-eval read of a model repo (weights as safetensors, configs, tokenizer, chat
+# template): a parent is downloaded with these patterns, not a repo's extra .bin/GGUF/ONNX copies.
+MODEL_FILES = ["*.safetensors", "*.json", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja"]
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -73,3 +76,44 @@ def model_snapshot(repo_id: str, revision: Optional[str], offline: bool) -> tupl
     except Exception as exc:  # network, auth, not found: all user-fixable
         raise UserError(f"model {repo_id}: cannot resolve on the hub: {str(exc).splitlines()[0]}") from exc
     return None, info.sha
+
+
+def cached_commits(repo_id: str, repo_type: RepoType = "model") -> list[str]:
+    """The commits of a repo whose snapshots the local HF hub cache holds (huggingface_hub's
+    `scan_cache_dir`), newest first; refs such as `main` play no part: a repo fetched by commit
+    has none."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        info = scan_cache_dir()
+    except (CacheNotFound, OSError):
+        return []
+    for repo in info.repos:
+        if repo.repo_id == repo_id and repo.repo_type == repo_type:
+            revs = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
+            return [r.commit_hash for r in revs]
+    return []
+
+
+def hub_problem(exc: BaseException, repo_id: str, repo_type: RepoType, revision: Optional[str]) -> tuple[str, str]:
+    """(what is wrong, its fix) for a hub client error: gated, not found, no such commit, unreachable."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    page = f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+    if isinstance(exc, GatedRepoError):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        why = "no Hugging Face token is set" if status == 401 else "this token has not been granted access"
+        return f"{repo_id} is gated and {why}", f"accept its terms at {page} and log in (`hf auth login` or HF_TOKEN)"
+    if isinstance(exc, RevisionNotFoundError):
+        return f"{repo_id} has no revision {revision!r} on the hub", "fix the pin"
+    if isinstance(exc, RepositoryNotFoundError):
+        return f"{repo_id} not found on the hub (or private)", "check the name and your token"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"{repo_id}: cannot reach the hub ({first})", "check the network or HF_ENDPOINT, or run offline from the cache"
+
+
+def hub_error(exc: BaseException, what: str, repo_id: str, repo_type: RepoType, revision: Optional[str]) -> UserError:
+    """A hub client error as one line with its fix (`hub_problem`)."""
+    detail, fix = hub_problem(exc, repo_id, repo_type, revision)
+    return UserError(f"{what}: {detail}: {fix}")

@@ -91,6 +91,9 @@ class JobRecord(BaseModel):
     # CUDA / cuDNN versions and the GPU's name where it ran (evalsuite.run.jobs.machine_info):
     # recorded and shown where numbers are compared, not identity. None: imported, or older.
     machine: Optional[dict[str, Optional[str]]] = None
+    # the batch size(s) lm-eval's `batch_size: auto` chose (its results' config.batch_sizes); None:
+    # the size was given, or an older record
+    batch_sizes: Optional[list[int]] = None
 
     @property
     def duration_s(self) -> float:

@@ -200,3 +200,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if E2E_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
             item.add_marker(slow)
+
+
+@pytest.fixture
+def sim_hub():
+    """A simulated Hugging Face hub on a local port (tests/hub_server.py), empty: the test adds
+    its repos. Point clients at it with `hub_server.client_env` (a subprocess) or
+    `hub_server.use_in_process` (this process)."""
+    from hub_server import SimHub
+
+    hub = SimHub().start()
+    yield hub
+    hub.stop()

@@ -235,6 +235,14 @@ def test_trust_remote_code_only_from_the_config_and_warned_even_when_quiet(tiny_
     from evalsuite.run import runner
 
     monkeypatch.setenv("EVALSUITE_CACHE", str(tmp_path / "cache"))
+    # hub data offline: the named commit must be in the HF hub cache (its snapshot is checked, not read)
+    import shutil
+
+    import huggingface_hub.constants as hc
+
+    snap = tmp_path / "hub" / "datasets--Idavidrein--gpqa" / "snapshots" / ("0" * 40)
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "demo_mirror" / "Idavidrein" / "gpqa", snap)
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
     cfg = _cfg(tmp_path, yaml.safe_dump({
         "name": "trc", "benchmarks": ["gpqa"], "device": "cpu", "offline": True,
         "data": {"revisions": {"gpqa": "0" * 40}},  # hub data offline: its commit must be named (nothing is read here)

@@ -87,7 +87,25 @@ def fingerprint_inputs(recipe: Recipe) -> dict[str, Any]:
         "torch": torch.__version__.split("+")[0],
         "dtype": recipe.config.dtype,
         "out_dtype": recipe.config.out_dtype,
+        # a GPU merge may round differently from a CPU one: its own fingerprint (CPU ones unchanged)
+        **({"merge_device": "cuda"} if merge_device() == "cuda" else {}),
     }
+
+
+def merge_device() -> str:
+    """Where mergekit computes the merge: the GPU when torch sees one (mergekit's `cuda` option,
+    minutes instead of the CPU's much longer for a 9B SLERP), else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def merge_options(max_shard: int, progress: bool):
+    """mergekit's options for evalsuite's merges."""
+    from mergekit.options import MergeOptions
+
+    return MergeOptions(out_shard_size=max_shard, quiet=not progress, copy_tokenizer=True, write_model_card=True,
+                        cuda=merge_device() == "cuda")
 
 
 def _fingerprint(inputs: dict[str, Any]) -> str:
@@ -102,6 +120,13 @@ def _output_files(folder: Path) -> dict[str, dict[str, Any]]:
         for p in sorted(folder.iterdir())
         if p.is_file() and p.name != MARKER
     }
+
+
+def _trusted_sha256(files: list[Path]) -> dict[Path, str]:
+    """The files' sha256, from evalsuite's hash cache while size, mtime and ctime are unchanged."""
+    from evalsuite.models.file_cache import cached_sha256
+
+    return cached_sha256(files)
 
 
 def verify_output(folder: Path, fingerprint: str) -> Optional[str]:
@@ -122,7 +147,9 @@ def verify_output(folder: Path, fingerprint: str) -> Optional[str]:
             return f"{name} missing"
         if f.stat().st_size != want["size"]:
             return f"{name} has the wrong size"
-        if file_sha256(f) != want["sha256"]:
+    hashes = _trusted_sha256([folder / name for name in files])  # read once, then size+mtime+ctime
+    for name, want in files.items():
+        if hashes[folder / name] != want["sha256"]:
             return f"{name} hash mismatch"
     return None
 
@@ -202,9 +229,8 @@ def build_merge(
 
 def _run_mergekit(rec: Recipe, out: Path, max_shard: int, progress: bool) -> None:
     from mergekit.merge import run_merge
-    from mergekit.options import MergeOptions
 
-    options = MergeOptions(out_shard_size=max_shard, quiet=not progress, copy_tokenizer=True, write_model_card=True)
+    options = merge_options(max_shard, progress)
     try:
         run_merge(rec.local_config.model_copy(deep=True), str(out), options=options, config_source=rec.text)
     finally:

@@ -152,9 +152,11 @@ def _numbers(value: Any) -> list[float]:
 
 def hub_snapshot(repo_id: str, revision: Optional[str]) -> Path:
     """The HF-cache snapshot folder of `repo_id` at `revision` (downloads only when online)."""
+    from evalsuite.hub import MODEL_FILES
+
     offline = env_offline()
     try:
-        return snapshot(repo_id, revision, local_only=offline)
+        return snapshot(repo_id, revision, local_only=offline, allow_patterns=MODEL_FILES)
     except Exception as exc:  # not cached offline, unknown repo, auth: all user-fixable
         rev = f"@{revision}" if revision else ""
         how = "not in the Hugging Face cache and the run is offline" if offline else _one_line(exc)

@@ -188,7 +188,7 @@ def _provenance(study: Study) -> dict[str, Any]:
                 model=name, benchmark=bench_id, job_id=job.job_id, duration=job.duration_s,
                 lm_eval_time=res.get("total_evaluation_time_seconds"),
                 lm_eval=res.get("lm_eval_version"), transformers=res.get("transformers_version"),
-                batch_size=cfg.get("batch_size"), batch_sizes=cfg.get("batch_sizes"), device=cfg.get("device"),
+                batch_size=cfg.get("batch_size"), batch_sizes=job.batch_sizes or cfg.get("batch_sizes"), device=cfg.get("device"),
                 limit=cfg.get("limit"), fewshot_as_multiturn=res.get("fewshot_as_multiturn"),
                 chat_template_sha=res.get("chat_template_sha"), command=shlex.join(job.command),
                 task_hashes=sorted(hashes.items()), identity=json.dumps(job.identity, sort_keys=True),

@@ -158,6 +158,7 @@ def commit(process: Process, workdir: Path, ex: Execution, store: Store) -> list
         (job,) = process.jobs
         samples = sorted(p.relative_to(workdir).as_posix() for p in out.rglob("samples_*.jsonl"))
         record = _record(process, job, ex, results[0].relative_to(workdir).as_posix(), samples)
+        record.batch_sizes = chosen_batch_sizes(results[0])
         return [_commit_folder(workdir, record, store)]
     records = []
     try:
@@ -171,10 +172,23 @@ def commit(process: Process, workdir: Path, ex: Execution, store: Store) -> list
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            records.append(_commit_folder(tmp, _record(process, job, ex, rel_results, rel_samples, extra), store))
+            record = _record(process, job, ex, rel_results, rel_samples, extra)
+            record.batch_sizes = chosen_batch_sizes(data)
+            records.append(_commit_folder(tmp, record, store))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return records
+
+
+def chosen_batch_sizes(results) -> Optional[list[int]]:
+    """The batch sizes lm-eval's `batch_size: auto` detector chose (its results file's
+    `config.batch_sizes`), or None when the size was given (or the file says nothing)."""
+    data = results if isinstance(results, dict) else json.loads(Path(results).read_text(encoding="utf-8"))
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    sizes = config.get("batch_sizes")
+    if not str(config.get("batch_size", "")).startswith("auto") or not isinstance(sizes, list) or not sizes:
+        return None
+    return [int(x) for x in sizes if isinstance(x, (int, float))] or None
 
 
 PROCESS_RESULTS = "process_results_"  # lm-eval's whole results file of a shared process, kept beside
@@ -306,9 +320,31 @@ def report(process: Process, records: list[JobRecord], events: Events) -> None:
     events.ended(process)
 
 
+def visible_gpus(env: Optional[dict] = None) -> Optional[list[str]]:
+    """The GPUs this process was given: the inherited CUDA_VISIBLE_DEVICES list (ids or UUIDs, as
+    SLURM or a shared box set it), or None when it is unset (every GPU of the machine)."""
+    value = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    return [d.strip() for d in value.split(",") if d.strip()]
+
+
+def gpu_placement(slot: int, workers: int, device: str, env: Optional[dict] = None) -> Optional[dict]:
+    """The CUDA_VISIBLE_DEVICES of worker `slot` of `workers` on a CUDA device: the slot-th GPU of
+    the inherited list (never a GPU outside it), else the slot-th GPU of the machine; None for
+    one worker (it keeps what it inherited) or a CPU run."""
+    if workers <= 1 or not device.startswith("cuda"):
+        return None
+    gpus = visible_gpus(env)
+    if gpus is None:
+        return {"CUDA_VISIBLE_DEVICES": str(slot)}
+    return {"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if gpus else None  # none given: inherited as is
+
+
 class LocalExecutor:
     """Processes as children on this machine, `workers` at a time. With several workers on a GPU
-    machine each worker owns one GPU (CUDA_VISIBLE_DEVICES = its slot)."""
+    machine each worker owns one GPU: the slot-th of the inherited CUDA_VISIBLE_DEVICES list
+    (`gpu_placement`; make workers at most the GPUs given, or two workers share one)."""
 
     name = "local"
 
@@ -317,7 +353,7 @@ class LocalExecutor:
 
     def _one(self, process: Process, store: Store, events: Events, slots) -> None:
         slot = slots.get()
-        placement = {"CUDA_VISIBLE_DEVICES": str(slot)} if self.workers > 1 and process.first.model.device.startswith("cuda") else None
+        placement = gpu_placement(slot, self.workers, process.first.model.device)
         events.started(process)
         try:
             records = run_process(process, store, on_output=lambda line: events.output(process, line), placement=placement)

@@ -44,11 +44,25 @@ def write_payload(workdir: Path, files: dict[str, bytes]) -> None:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, address: Optional[str] = None, num_gpus: float = 0, max_retries: int = 1, shared_cache: bool = True):
+    def __init__(self, address: Optional[str] = None, num_gpus: Optional[float] = None, max_retries: int = 1, shared_cache: bool = True):
         self.address = address
-        self.num_gpus = num_gpus
+        self.num_gpus = num_gpus  # None: what each process needs (`gpus_for`)
         self.max_retries = max_retries
         self.shared_cache = shared_cache  # the store's request cache is visible to the workers
+
+    def gpus_for(self, process: Process) -> float:
+        """The GPUs the process's Ray task asks for: `executor.num_gpus` when set, else what its
+        model needs on a CUDA device (one; hf data parallel: one per process; vllm: tensor x data
+        parallel), none on a CPU. Ray then sets the task's CUDA_VISIBLE_DEVICES to exactly those
+        (with 0, Ray hides every GPU: CUDA_VISIBLE_DEVICES='')."""
+        if self.num_gpus is not None:
+            return self.num_gpus
+        if not process.first.model.device.startswith("cuda"):
+            return 0
+        b = process.first.settings.backend
+        if b.name == "vllm":
+            return b.tensor_parallel_size * b.data_parallel_size
+        return max(1, b.num_processes)
 
     def _init(self):
         try:
@@ -67,13 +81,13 @@ class RayExecutor:
         if not processes:
             return
         ray = self._init()
-        remote = ray.remote(num_gpus=self.num_gpus, max_retries=2)(_run_remote)
+        remote = ray.remote(max_retries=2)(_run_remote)
         tries = {p.process_id: 0 for p in processes}
         by_ref = {}
 
         def submit(process: Process):
             cache = str(store.cache_prefix(process.process_id)) if self.shared_cache else None
-            by_ref[remote.remote(process.model_dump_json(), cache)] = process
+            by_ref[remote.options(num_gpus=self.gpus_for(process)).remote(process.model_dump_json(), cache)] = process
             events.started(process)
 
         for process in processes:

@@ -57,15 +57,17 @@ class RunOutcome(BaseModel):
 def check_data(exp: Experiment) -> dict[str, str]:
     """Each benchmark's data identity (its own dataset only, so changing one dataset re-runs only
     its jobs): the sha256 of its mirror folder, or `hub:REPO@COMMIT` of its hub dataset (pinned by
-    `data.revisions`, else resolved now). A broken mirror, or a hub commit that cannot be resolved,
-    is a UserError raised before anything is written."""
+    `data.revisions`, else resolved now). A hub dataset is put in the HF hub cache at that commit
+    (downloaded when online) and checked there: lm-eval reads that snapshot folder
+    (`data.hub_snapshots`). A broken mirror or snapshot, or a hub commit that cannot be resolved or
+    read, is a UserError raised before anything is written and before any model loads."""
     from evalsuite import data
 
     if not exp.use_mirror:
         from evalsuite.models.load import env_offline
 
-        commits = data.hub_commits(exp.benchmarks, exp.data.revisions, offline=exp.offline or env_offline())
-        return {b: data.hub_identity(b, commits[b]) for b in exp.benchmarks}
+        folders = data.hub_snapshots(exp.benchmarks, exp.data.revisions, offline=exp.offline or env_offline())
+        return {b: data.hub_identity(b, folders[b].name) for b in exp.benchmarks}
     mirror = Path(exp.data.mirror)
     problems = data.mirror_problems(mirror, exp.benchmarks)
     if problems:
@@ -250,6 +252,9 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     console = console or Console(stderr=True, quiet=quiet)
     store = Store(Path(exp.output.results))
     data_ids = check_data(exp)
+    from evalsuite.preflight import check_study
+
+    check_study(exp)  # hub models at their revisions, gated repos, disk: before any model loads
     executor = make_executor(exp)
     for sub in ("jobs", "cache", "merged"):  # a symlink out of results/ is refused before any work
         inside(store.root, sub)
@@ -275,14 +280,16 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
     # lm-eval task overrides: the mirror's folders, or the hub datasets at their resolved commits
     mirror = Path(exp.data.mirror) if exp.use_mirror else None
     data_key = data.data_identity(mirror, exp.benchmarks) if mirror else _digest(data_ids)
-    include_path = store.tasks_dir(_digest([data_key, exp.harness]))  # the overrides depend on both
+    folders = None if mirror else data.identity_folders(data_ids)  # the hub snapshots at the commits
+    where = [{b: str(f) for b, f in folders.items()}] if folders else []  # their paths are in the YAMLs
+    include_path = store.tasks_dir(_digest([data_key, exp.harness, *where]))  # the overrides depend on these
     if not include_path.is_dir():
         include_path.parent.mkdir(parents=True, exist_ok=True)
-        revisions = None if mirror else {b: d.rsplit("@", 1)[1] for b, d in data_ids.items()}
-        data.write_task_overrides(mirror, exp.benchmarks, include_path, revisions, exp.harness)
-    # a mirror is read through a `datasets` cache of its own content: datasets caches a local
-    # folder by its base name, so a changed mirror in a new folder could be served the old rows
-    datasets_cache = store.datasets_cache(data_key) if mirror else None
+        data.write_task_overrides(mirror, exp.benchmarks, include_path, None, exp.harness, folders)
+    # a mirror (or hub snapshots) is read through a `datasets` cache of its own content: datasets
+    # caches a local folder by its base name, so a changed mirror in a new folder could be served
+    # the old rows
+    datasets_cache = store.datasets_cache(data_key)
     nltk_dir = None
     if "ifeval" in exp.benchmarks:
         from evalsuite.nltk_data import ensure_punkt_tab

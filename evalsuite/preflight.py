@@ -1,0 +1,146 @@
+"""What the real study needs from the hub and the disk, checked before the first model loads (in
+`run`'s start-up and in `doctor`): every hub model present at its revision in the HF cache or
+readable on the hub (gated repos included), every leaderboard details repo of a `published:` model
+readable, and free disk for the parents' downloads, the merge and the outputs. Each failure is one
+line with its fix (`doctor.Check`).
+
+Online a model's size comes from the hub's file listing (`model_info(files_metadata=True)`), offline
+from its cached snapshot; a model the cache holds needs no more room.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from evalsuite.config import Experiment, ModelSpec
+from evalsuite.doctor import Check
+from evalsuite.errors import UserError
+from evalsuite.hub import HUB_ID_AT, cached_snapshot, env_offline, hub_problem
+
+GIB = 1024**3
+WEIGHTS = (".safetensors",)  # what a merge and lm-eval read of a model (safetensors only by default)
+
+
+def _offline(exp: Experiment) -> bool:
+    return exp.offline or env_offline()
+
+
+def _weights_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.name.endswith(WEIGHTS))
+
+
+def _hub_models(exp: Experiment) -> list[ModelSpec]:
+    """The experiment's models that come from the hub: loaded ones and a recipe's hub parents are
+    the same specs here (a recipe's parents are the experiment's parents)."""
+    return [m for m in [exp.candidate, *exp.parents] if m.hub and m.hub not in exp.local_models]
+
+
+def model_check(spec: ModelSpec, offline: bool) -> tuple[Check, int]:
+    """(the check, bytes still to download) of one hub model at its revision."""
+    name = f"model {spec.display_name}"
+    where = f"{spec.hub}@{spec.revision}" if spec.revision else spec.hub
+    snap = cached_snapshot(spec.hub, spec.revision)
+    if snap is not None and _weights_size(snap):
+        return Check(name=name, status="ok", detail=f"{where}: in the HF cache ({_weights_size(snap) / GIB:.1f} GiB)"), 0
+    if offline:
+        return Check(name=name, status="fail", detail=f"{where}: not in the HF cache and the run is offline",
+                     fix=f"hf download {spec.hub}" + (f" --revision {spec.revision}" if spec.revision else "")
+                     + " (online), or map it with local_models:"), 0
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi().model_info(spec.hub, revision=spec.revision, files_metadata=True, timeout=30)
+        HfApi().auth_check(spec.hub, repo_type="model")  # a gated repo's info is public, its files are not
+    except Exception as exc:  # gated, not found, no such revision, network
+        detail, fix = hub_problem(exc, spec.hub, "model", spec.revision)
+        return Check(name=name, status="fail", detail=detail, fix=fix), 0
+    size = sum(s.size or 0 for s in info.siblings or [] if s.rfilename.endswith(WEIGHTS))
+    return Check(name=name, status="ok", detail=f"{spec.hub}@{(info.sha or '?')[:12]}: on the hub, {size / GIB:.1f} GiB to download"), size
+
+
+def details_check(spec: ModelSpec, offline: bool) -> Optional[Check]:
+    """A `published:` model's details repo (gated on the hub): readable with this token?"""
+    m = HUB_ID_AT.match(spec.published or "")
+    if m is None or Path(spec.published).exists():
+        return None
+    name = f"details {spec.display_name}"
+    repo = m["repo"]
+    if offline:
+        ok = cached_snapshot(repo, m["rev"], "dataset") is not None
+        return Check(name=name, status="ok" if ok else "fail", detail=f"{repo}: {'in' if ok else 'not in'} the HF cache (offline)",
+                     fix="" if ok else "run once online (the import downloads it), or give a local folder")
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().auth_check(repo, repo_type="dataset")
+    except Exception as exc:
+        detail, fix = hub_problem(exc, repo, "dataset", m["rev"])
+        return Check(name=name, status="fail", detail=detail, fix=fix)
+    return Check(name=name, status="ok", detail=f"{repo}: readable")
+
+
+def _free_at(path: Path) -> tuple[Path, int, int]:
+    probe = Path(path).resolve()
+    while not probe.exists():
+        probe = probe.parent
+    st = probe.stat()
+    return probe, st.st_dev, shutil.disk_usage(probe).free
+
+
+def disk_check(exp: Experiment, downloads: int) -> Check:
+    """Free disk for the parents' downloads (HF cache) + the merge (results/merged: one parent's
+    size, twice while a rebuild swaps the new merge in) + the outputs (~50 MiB of samples a job)."""
+    from huggingface_hub import constants
+
+    sizes = []
+    for m in [exp.candidate, *exp.parents]:
+        folder = m.path or exp.local_models.get(m.hub or "") or (cached_snapshot(m.hub, m.revision) if m.hub else None)
+        if folder and Path(folder).is_dir():
+            sizes.append(_weights_size(Path(folder)))
+    merge = 2 * max(sizes + [downloads // max(1, len(_hub_models(exp)))], default=0) if exp.candidate.recipe else 0
+    per_job = (1 if exp.limit else 50) * 1024**2  # lm-eval's samples files, ~50 MiB a full benchmark
+    outputs = per_job * len([exp.candidate, *exp.parents]) * len(exp.benchmarks)
+    cache_at, cache_dev, cache_free = _free_at(Path(constants.HF_HUB_CACHE))
+    results_at, results_dev, results_free = _free_at(Path(exp.output.results))
+    need = {results_at: merge + outputs}
+    if cache_dev == results_dev:
+        need = {results_at: merge + outputs + downloads}
+    else:
+        need[cache_at] = downloads
+    free = {results_at: results_free, cache_at: cache_free}
+    short = [(p, n) for p, n in need.items() if n * 1.05 > free[p]]
+    detail = "; ".join(f"{p}: {free[p] / GIB:.1f} GiB free, needs ~{n / GIB:.1f} GiB" for p, n in need.items())
+    detail += f" (downloads {downloads / GIB:.1f}, merge {merge / GIB:.1f}, outputs {outputs / GIB:.2f} GiB)"
+    if short:
+        p, n = short[0]
+        return Check(name="disk for the study", status="fail", detail=detail,
+                     fix=f"free ~{(n * 1.05 - free[p]) / GIB:.1f} GiB at {p}, or move output.results / HF_HOME")
+    return Check(name="disk for the study", status="ok", detail=detail)
+
+
+def study_checks(exp: Experiment) -> list[Check]:
+    """The hub models, the details repos and the disk, in that order."""
+    offline = _offline(exp)
+    checks, downloads = [], 0
+    for spec in _hub_models(exp):
+        check, size = model_check(spec, offline)
+        checks.append(check)
+        downloads += size
+    for spec in [exp.candidate, *exp.parents]:
+        if spec.published:
+            c = details_check(spec, offline)
+            if c is not None:
+                checks.append(c)
+    checks.append(disk_check(exp, downloads))
+    return checks
+
+
+def check_study(exp: Experiment) -> None:
+    """`run`'s start-up: the first failing check as a one-line UserError (and how many more)."""
+    failed = [c for c in study_checks(exp) if c.status == "fail"]
+    if failed:
+        c = failed[0]
+        more = f" (+{len(failed) - 1} more; run `evalsuite doctor`)" if len(failed) > 1 else ""
+        raise UserError(f"{c.name}: {c.detail}: {c.fix}{more}")
