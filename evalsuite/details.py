@@ -41,6 +41,7 @@ from typing import Optional
 from pydantic import BaseModel
 
 from evalsuite.errors import UserError
+from evalsuite.names import check_name
 from evalsuite.lm_eval_api import build_task, task_manager
 from evalsuite.published.rescore import (MATH_OLD_NOTE, TaskAgreement, benchmark_results, first_doc,  # noqa: F401
                                          nltk_for_ifeval, recorded_math_verify, rescore_task)
@@ -106,8 +107,7 @@ def import_details(source: str, name: str, store: Store, run: Optional[str] = No
     from evalsuite.run.jobs import lm_eval_version
 
     suite = suite or load_suite()
-    if not name or "/" in name or name in (".", "..") or name.startswith("."):
-        raise UserError(f"--name {name!r} must be a plain name (no '/', not starting with '.')")
+    check_name(name, "--name")
     local = Path(source)
     hub = None if local.exists() else parse_hub_id(source)
     if hub is None and not local.exists():

@@ -438,10 +438,9 @@ def latest_run(results_root: Path, *, experiment: Optional[str] = None, ok_only:
 
 def set_baseline(results_root: Path, name: str, run_id: Optional[str] = None) -> Baseline:
     """Point baseline `name` at a run (default: the latest complete run). Replaces an old pointer."""
-    from evalsuite.config import SAFE_NAME
+    from evalsuite.names import check_name
 
-    if not SAFE_NAME.match(name):
-        raise UserError(f"baseline name {name!r} must be letters, digits, '.', '_' or '-'")
+    check_name(name, "baseline name")
     run = get_run(results_root, run_id) if run_id else latest_run(results_root, ok_only=True)
     created = time.time()
     with closing(_connect(results_root, create=False)) as conn:

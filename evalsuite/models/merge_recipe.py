@@ -65,7 +65,9 @@ def load_recipe(path: Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe {path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    from evalsuite.textio import read_text
+
+    text = read_text(path)
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
