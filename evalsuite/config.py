@@ -322,7 +322,8 @@ def read_yaml_file(path: Path, what: str = "config") -> tuple[dict, dict[tuple, 
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+        problem = (str(getattr(exc, "problem", None) or exc).strip().splitlines() or ["?"])[0]  # one line, always
+        raise UserError(f"{where}: invalid YAML: {problem}") from exc
     if not isinstance(data, dict):
         raise UserError(f"{path}: the {what} must be a mapping of keys")
     return data, (_line_map(node) if node is not None else {})

@@ -196,7 +196,7 @@ def expand(settings: SweepSettings, base_recipe: Optional[dict], base_dir: Path)
             try:
                 recipe = yaml.safe_load(read_text(path))
             except (OSError, yaml.YAMLError) as exc:
-                raise _Located(("candidates", j, "recipe"), f"candidates.{j}.recipe: cannot read {path} ({exc})") from None
+                raise _Located(("candidates", j, "recipe"), f"candidates.{j}.recipe: cannot read {path} ({str(exc).splitlines()[0]})") from None
             out.append((f"candidates.{j}", Candidate(name=spec.name, params={}, recipe=recipe, source=str(path)), ("candidates", j, "recipe")))
             continue
         recipe = base_recipe
@@ -274,7 +274,7 @@ def load_sweep(path: Union[str, Path]) -> Sweep:
         try:
             base_recipe = yaml.safe_load(read_text(settings.recipe))
         except yaml.YAMLError as exc:
-            raise UserError(f"{where(('recipe',))}: recipe {settings.recipe}: not valid YAML ({exc})") from None
+            raise UserError(f"{where(('recipe',))}: recipe {settings.recipe}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(base_recipe, dict):
             raise UserError(f"{where(('recipe',))}: recipe {settings.recipe}: expected a mergekit recipe (a mapping)")
     try:
