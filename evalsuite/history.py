@@ -244,7 +244,12 @@ def _connect(results_root: Path, *, create: bool, write: Optional[bool] = None) 
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
         else:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+            # read-only. With no -wal/-shm beside it (no writer has it open) SQLite would create them
+            # even for a reader, so the file is then opened immutable: nothing appears in the folder.
+            # (A writer starting during these few queries writes to its new WAL, unseen here.)
+            quiet = not any(Path(f"{path}{x}").exists() for x in ("-wal", "-shm"))
+            uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if quiet else "")
+            conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.row_factory = sqlite3.Row
         version = conn.execute("PRAGMA user_version").fetchone()[0]

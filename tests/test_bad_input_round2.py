@@ -402,6 +402,7 @@ def test_read_only_commands_open_the_history_read_only(home, capsys):
     finally:
         db.chmod(0o644)
     assert db.read_bytes() == before
+    assert sorted(p.name for p in db.parent.iterdir()) == ["history.sqlite"]  # no -wal/-shm either
 
 
 def test_a_history_created_by_evalsuite_carries_its_marker(tmp_path):
