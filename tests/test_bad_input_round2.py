@@ -8,7 +8,6 @@ the first job, the first folder and the first lock."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import sqlite3
 from pathlib import Path
