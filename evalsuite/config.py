@@ -19,7 +19,7 @@ from evalsuite.hub import HUB_ID
 from evalsuite.schema import Harness, StartMode, TaskIndex
 from evalsuite.suite import load_suite
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,127}\Z")  # names become file names (see evalsuite.paths)
+from evalsuite.names import SAFE_NAME, name_problem  # noqa: E402,F401  the one name rule (names become file names)
 
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
 GIT_SHA = re.compile(r"^[0-9a-f]{40}\Z")
@@ -59,10 +59,12 @@ class ModelSpec(_Strict):
             raise ValueError(f"hub id {self.hub!r} is not of the form org/name")
         if self.revision is not None and self.hub is None and self.published is None:
             raise ValueError("revision only applies to a hub model or published details")
-        if self.name is not None and not SAFE_NAME.match(self.name):
-            raise ValueError(f"name {self.name!r} must be letters, digits, '.', '_' or '-'")
+        if self.name is not None and (problem := name_problem(self.name, "name")):
+            raise ValueError(problem)
         if self.display_name.startswith("."):  # derived from a hub id or folder: '..', '.', hidden
             raise ValueError(f"model name {self.display_name!r} (derived from the model's source) starts with '.'; set name:")
+        if self.name is None and (problem := name_problem(self.display_name, "model name")):  # the one name rule
+            raise ValueError(f"{problem} (derived from the model's source); set name:")
         if self.fewshot_as_multiturn and not self.chat_template:
             raise ValueError("fewshot_as_multiturn needs chat_template: true")
         return self
@@ -204,8 +206,8 @@ class Experiment(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not SAFE_NAME.match(v):
-            raise ValueError(f"experiment name {v!r} must be letters, digits, '.', '_' or '-'")
+        if problem := name_problem(v, "experiment name"):
+            raise ValueError(problem)
         return v
 
     @field_validator("benchmarks")
@@ -307,17 +309,21 @@ def _resolve_paths(data: dict, base: Path) -> dict:
 
 def read_yaml_file(path: Path, what: str = "config") -> tuple[dict, dict[tuple, int]]:
     """A YAML mapping and the line of each key path; a UserError naming the line if it is not one."""
+    from evalsuite.textio import decode
+
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read {what} ({exc.strerror})") from exc
+    text = decode(raw, path)
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+        problem = (str(getattr(exc, "problem", None) or exc).strip().splitlines() or ["?"])[0]  # one line, always
+        raise UserError(f"{where}: invalid YAML: {problem}") from exc
     if not isinstance(data, dict):
         raise UserError(f"{path}: the {what} must be a mapping of keys")
     return data, (_line_map(node) if node is not None else {})

@@ -35,12 +35,14 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from pydantic import BaseModel
 
 from evalsuite.errors import UserError
+from evalsuite.names import check_name
 from evalsuite.lm_eval_api import build_task, task_manager
 from evalsuite.published.rescore import (MATH_OLD_NOTE, TaskAgreement, benchmark_results, first_doc,  # noqa: F401
                                          nltk_for_ifeval, recorded_math_verify, rescore_task)
@@ -98,16 +100,25 @@ def _check_experiment_slot(store: Store, name: str) -> None:
         raise UserError(f"{path}: experiment {name!r} is an evalsuite run, not an import; choose another --name")
 
 
-def import_details(source: str, name: str, store: Store, run: Optional[str] = None,
-                   revision: Optional[str] = None, suite: Optional[Suite] = None, record: bool = True) -> ImportResult:
-    """Import one run of published details as jobs of model `name` (module docstring). `record`:
-    also write the experiment record `experiments/<name>.json` (`evalsuite import`; an experiment
-    with a `published:` model records it in its own record instead)."""
-    from evalsuite.run.jobs import lm_eval_version
+@dataclass
+class Prepared:
+    """A source selected and validated whole (`prepare_source`), nothing written yet."""
 
+    selection: Selection
+    identity: str
+    where: str
+    run: Optional[str] = None
+    revision: Optional[str] = None
+
+
+def prepare_source(source: str, run: Optional[str] = None, revision: Optional[str] = None,
+                   suite: Optional[Suite] = None) -> Prepared:
+    """Step 1 of the import (module docstring): find the source (a local folder, or a hub repo
+    fetched into the Hugging Face cache), select the run and validate every file of it. Writes
+    nothing under any results folder; every problem is one UserError line."""
     suite = suite or load_suite()
-    if not name or "/" in name or name in (".", "..") or name.startswith("."):
-        raise UserError(f"--name {name!r} must be a plain name (no '/', not starting with '.')")
+    if not isinstance(source, str) or not source.strip():
+        raise UserError(f"published source {source!r}: give a details folder or a hub repo id (org/name)")
     local = Path(source)
     hub = None if local.exists() else parse_hub_id(source)
     if hub is None and not local.exists():
@@ -128,9 +139,26 @@ def import_details(source: str, name: str, store: Store, run: Optional[str] = No
     if hub is None:
         model_identity = files_identity(sel)
         where = str(local.resolve())
-    store.experiment_file(name)  # refuses a name that is not one plain file name
+    return Prepared(selection=sel, identity=model_identity, where=where, run=run, revision=revision)
+
+
+def import_details(source: str, name: str, store: Store, run: Optional[str] = None,
+                   revision: Optional[str] = None, suite: Optional[Suite] = None, record: bool = True,
+                   prepared: Optional[Prepared] = None) -> ImportResult:
+    """Import one run of published details as jobs of model `name` (module docstring). `record`:
+    also write the experiment record `experiments/<name>.json` (`evalsuite import`; an experiment
+    with a `published:` model records it in its own record instead). `prepared`: the source as
+    `prepare_source` validated it already (an experiment checks its sources before any write)."""
+    from evalsuite.run.jobs import lm_eval_version
+
+    suite = suite or load_suite()
+    check_name(name, "--name")
     if record:
+        store.experiment_file(name)  # the slot is checked before the source is fetched or read
         _check_experiment_slot(store, name)
+    prepared = prepared or prepare_source(source, run=run, revision=revision, suite=suite)
+    sel, model_identity, where = prepared.selection, prepared.identity, prepared.where
+    store.experiment_file(name)  # refuses a name that is not one plain file name
 
     identities = {b.id: job_identity(model_identity, b, sel.run) for b in sel.benchmarks}
     ids = {b.id: job_id_for(name, b, identities[b.id]) for b in sel.benchmarks}

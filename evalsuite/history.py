@@ -178,25 +178,88 @@ def db_path(results_root: Path) -> Path:
     return Path(results_root) / DB_NAME
 
 
-def _connect(results_root: Path, *, create: bool) -> sqlite3.Connection:
+# The schema marker: SQLite's header field `application_id` ("evlh"), set when evalsuite creates
+# the file. A history written before the marker existed is recognised by user_version 1 and
+# evalsuite's own tables. Any other file named history.sqlite is someone else's: refused, untouched.
+APPLICATION_ID = 0x65766C68
+_TABLES = {"meta", "runs", "run_models", "run_jobs", "scores", "baselines"}
+_SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def _not_ours(path: Path, why: str) -> UserError:
+    return UserError(f"{path}: not an evalsuite run history ({why}); evalsuite leaves it as it is: "
+                     "move it away or use another results folder")
+
+
+def check_history_file(results_root: Path) -> None:
+    """Refuse a `history.sqlite` that evalsuite did not create (before a command writes anything);
+    an absent one is fine. Reads the file's 100-byte header, and its table names when it carries no
+    marker; opens nothing for writing."""
+    path = db_path(results_root)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_file():
+        raise _not_ours(path, "a link or not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the run history ({exc.strerror})") from exc
+    if not header:
+        raise _not_ours(path, "an empty file")
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise _not_ours(path, "not an SQLite file")
+    user_version = int.from_bytes(header[60:64], "big")
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id == APPLICATION_ID:
+        if user_version > SCHEMA_VERSION:
+            raise UserError(f"{path}: history schema {user_version} is newer than this evalsuite ({SCHEMA_VERSION}); upgrade evalsuite")
+        return
+    if app_id != 0 or user_version != SCHEMA_VERSION:
+        raise _not_ours(path, f"an SQLite file of another program (application_id {app_id:#x}, user_version {user_version})")
+    try:  # written before the marker: evalsuite's tables, read-only
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise _not_ours(path, f"SQLite cannot read it: {exc}") from exc
+    if not _TABLES <= tables:
+        raise _not_ours(path, "an SQLite file of another program: no evalsuite tables")
+
+
+def _connect(results_root: Path, *, create: bool, write: Optional[bool] = None) -> sqlite3.Connection:
+    """The history, recognised as evalsuite's first (`check_history_file`). `create`: make it when
+    absent (recording a run); `write` (default: `create`): open it for writing, else read-only
+    (SQLite `mode=ro`: a command that only lists cannot change the file)."""
+    write = create if write is None else write
     path = db_path(results_root)
     if not create and not path.is_file():
         raise UserError(f"{path}: no run history yet (every `evalsuite run` records one)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_history_file(results_root)
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
     conn = None
     try:
-        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)  # explicit BEGIN/COMMIT
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        if write:
+            conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)  # explicit BEGIN/COMMIT
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        else:
+            # read-only. With no -wal/-shm beside it (no writer has it open) SQLite would create them
+            # even for a reader, so the file is then opened immutable: nothing appears in the folder.
+            # (A writer starting during these few queries writes to its new WAL, unseen here.)
+            quiet = not any(Path(f"{path}{x}").exists() for x in ("-wal", "-shm"))
+            uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if quiet else "")
+            conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.row_factory = sqlite3.Row
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
+        if version == 0 and write:
             conn.execute("BEGIN IMMEDIATE")
             try:  # one statement at a time: executescript would COMMIT on its own
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
@@ -390,6 +453,8 @@ def list_runs(
         args.append(model)
     sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC"
     if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UserError(f"--last {limit}: the number of runs to list must be 1 or more")
         sql += f" LIMIT {int(limit)}"
     with closing(_connect(results_root, create=False)) as conn:
         rows = conn.execute(sql, args).fetchall()
@@ -438,13 +503,12 @@ def latest_run(results_root: Path, *, experiment: Optional[str] = None, ok_only:
 
 def set_baseline(results_root: Path, name: str, run_id: Optional[str] = None) -> Baseline:
     """Point baseline `name` at a run (default: the latest complete run). Replaces an old pointer."""
-    from evalsuite.config import SAFE_NAME
+    from evalsuite.names import check_name
 
-    if not SAFE_NAME.match(name):
-        raise UserError(f"baseline name {name!r} must be letters, digits, '.', '_' or '-'")
+    check_name(name, "baseline name")
     run = get_run(results_root, run_id) if run_id else latest_run(results_root, ok_only=True)
     created = time.time()
-    with closing(_connect(results_root, create=False)) as conn:
+    with closing(_connect(results_root, create=False, write=True)) as conn:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("INSERT OR REPLACE INTO baselines (name, run_id, created) VALUES (?,?,?)", (name, run.run_id, created))

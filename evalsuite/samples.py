@@ -171,6 +171,10 @@ def read_samples(path: Path, metrics: Sequence[str], task: Optional[str] = None,
             try:
                 doc_id, rec = _parse_line(buf, a, b)
             except (ValueError, KeyError, TypeError) as exc:
+                if isinstance(exc, UnicodeDecodeError):  # the one rule's message (evalsuite/textio.py)
+                    from evalsuite.textio import decode
+
+                    decode(bytes(buf[a:b]), path, offset=start, line=lineno)
                 raise UserError(f"{path}: record {lineno}: not an lm-eval samples record ({str(exc).splitlines()[0]})") from exc
             filt = rec.get("filter", "none")
             row = {}

@@ -28,6 +28,7 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, Field
 
 from evalsuite.errors import UserError
+from evalsuite.textio import NotUtf8, read_json
 from evalsuite.suite import Benchmark, Suite, TaskVersionRule, load_suite
 
 PathLike = Union[str, Path]
@@ -220,8 +221,10 @@ def read_results_file(path: PathLike) -> ModelResults:
     tests/fixtures_score/lm_eval_versions/README.md)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = read_json(path)
+    except NotUtf8:
+        raise
+    except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot read results JSON: {exc}".splitlines()[0]) from exc
     return results_of(data, path)
 

@@ -23,6 +23,7 @@ from typing import Optional
 from evalsuite.compare import Comparison, compare_models
 from evalsuite.samples import TaskDocs, read_benchmark_samples
 from evalsuite.errors import UserError
+from evalsuite.textio import NotUtf8, loads
 from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef, read_job_record
 from evalsuite.score import ModelResults, ModelScores, merge_as, results_of, score_model
 from evalsuite.store import Store
@@ -180,7 +181,9 @@ def read_results_json(path: Path, sha256: Optional[str]) -> dict:
     if sha256 and hashlib.sha256(raw).hexdigest() != sha256:
         raise UserError(f"{path}: changed since the run recorded it (sha256 differs); rerun `evalsuite run`")
     try:
-        return json.loads(raw)
+        return loads(raw, path)
+    except NotUtf8:
+        raise
     except ValueError as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from exc
 

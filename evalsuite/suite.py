@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evalsuite.errors import UserError
+from evalsuite.textio import read_text
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 DEFAULT_SUITE = TASKS_DIR / "leaderboard_v2.yaml"
@@ -171,7 +172,7 @@ class Suite(BaseModel):
 @lru_cache(maxsize=8)
 def load_suite(path: Path = DEFAULT_SUITE) -> Suite:
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(read_text(path))
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"{path}: cannot read suite file: {exc}".splitlines()[0]) from exc
     try:

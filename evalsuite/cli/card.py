@@ -35,6 +35,11 @@ def card(
     from evalsuite.errors import UserError
     from evalsuite.store import atomic_write_text
 
+    from evalsuite.names import check_name
+
+    check_name(model, "--model")
+    if out is not None and out.is_dir():
+        raise UserError(f"--out {out}: is a folder")
     if math_parser not in MATH_PARSERS:
         raise UserError(f"--math-parser {math_parser!r}: choose one of {', '.join(MATH_PARSERS)}")
     exp = load_experiment(config)

@@ -12,6 +12,22 @@ from evalsuite.cli.options import stats_options
 from evalsuite.config import StatsSettings
 
 
+def check_regress_options(tolerance: float, junit: Optional[Path]) -> None:
+    """Option ranges and the --junit target, refused in one line before the gate runs."""
+    import math
+
+    from evalsuite.errors import UserError
+
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise UserError(f"--tolerance {tolerance}: normalized points, 0 or more")
+    if junit is not None:
+        if junit.is_dir():
+            raise UserError(f"--junit {junit}: is a folder (give a file name)")
+        up = next((p for p in [junit.parent, *junit.parent.parents] if p.exists() or p.is_symlink()), None)
+        if up is not None and not up.is_dir():
+            raise UserError(f"--junit {junit}: {up} is a file, not a folder")
+
+
 @stats_options("alpha")
 def regress(
     baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline name (evalsuite baseline set) or run id."),
@@ -38,6 +54,7 @@ def regress(
     from evalsuite.regress import junit_xml, regress as run_gate, render_table
     from evalsuite.store import atomic_write_text
 
+    check_regress_options(tolerance, junit)  # before anything is read or written
     exp = experiment_for(results, config)
     settings = stats.over(exp.stats) if exp is not None else stats
     report = run_gate(results_root(results, config, exp), baseline, current, tolerance=tolerance, stats=settings, allow_drift=allow_drift)

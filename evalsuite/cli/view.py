@@ -69,6 +69,8 @@ def view(
         from evalsuite.config import load_experiment
 
         folder = Path(load_experiment(config).output.reports)
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise UserError(f"reports folder {folder} is a file, not a folder")
     if not Path(folder).is_dir():
         raise UserError(f"reports folder {folder} does not exist (run `evalsuite report` first)")
     try:

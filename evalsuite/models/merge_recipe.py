@@ -65,7 +65,9 @@ def load_recipe(path: Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe {path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    from evalsuite.textio import read_text
+
+    text = read_text(path)
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -96,6 +98,11 @@ def load_recipe(path: Path) -> Recipe:
         if config.base_model is None and method.spec.contract.base.value == "required":
             raise UserError(f"recipe {path}: base_model: missing ({method.spec.name} needs a base model)") from exc
         raise UserError(f"recipe {path}: models: {_one_line(exc)}") from exc
+    for spec in method.spec.parameters:  # every value through mergekit's own parameter validation
+        for where, setting in _raw_settings(raw, spec.name):
+            problem = _mergekit_refuses(spec, setting)
+            if problem:
+                raise UserError(f"recipe {path}: {where}: {spec.name} = {json.dumps(setting, default=str)}: {problem}")
     if "t" in {p.name for p in method.spec.parameters}:
         for where, value in _settings(raw, "t"):
             if not 0.0 <= value <= 1.0:
@@ -128,6 +135,42 @@ def _settings(node: Any, name: str, where: str = "") -> list[tuple[str, float]]:
         for i, item in enumerate(node):
             found += _settings(item, name, f"{where}[{i}]")
     return found
+
+
+def _raw_settings(node: Any, name: str, where: str = "") -> list[tuple[str, Any]]:
+    """Every setting of parameter `name` (as written) under a `parameters` mapping of the recipe."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}.{key}" if where else str(key)
+            if key == name and where.endswith("parameters"):
+                found.append((here, value))
+            else:
+                found += _raw_settings(value, name, here)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            found += _raw_settings(item, name, f"{where}[{i}]")
+    return found
+
+
+def _mergekit_refuses(spec: Any, setting: Any) -> Optional[str]:
+    """Why mergekit would refuse this setting when it merges (its `evaluate_setting` with the
+    parameter's own validator, over every element, condition and gradient point), or None."""
+    from mergekit.config import evaluate_setting
+
+    def one(value: Any) -> Optional[str]:
+        if isinstance(value, dict) and "value" in value:  # a conditional parameter {filter, value}
+            return one(value["value"])
+        if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            return next((p for v in value if (p := one(v))), None)
+        try:
+            for t in (0.0, 0.5, 1.0):  # a gradient is interpolated; each element validated first
+                evaluate_setting("", value, t, validate=spec.validate)
+        except (ValidationError, ValueError, TypeError, RuntimeError) as exc:
+            return f"mergekit refuses it ({_one_line(exc)})"
+        return None
+
+    return one(setting)
 
 
 def _numbers(value: Any) -> list[float]:

@@ -24,6 +24,7 @@ from evalsuite.lm_eval_api import RESULTS_NAME, SAMPLES_NAME
 from evalsuite.run.local import PER_TASK_KEYS
 from evalsuite.store import file_sha256
 from evalsuite.suite import Benchmark, Suite
+from evalsuite.textio import NotUtf8, loads, read_json
 
 # lm-eval's leaderboard group names (older layouts write them as plain `results` entries)
 LM_EVAL_GROUPS = {"leaderboard", "leaderboard_bbh", "leaderboard_gpqa", "leaderboard_math_hard", "leaderboard_musr",
@@ -89,7 +90,7 @@ def select_run(folder: Path, run: Optional[str], suite: Suite) -> Selection:
     task_file: dict[str, Path] = {}
     for p in results_files:
         parsed = read_results_file(p)  # also refuses a file that is not lm-eval's
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = read_json(p)
         for task in parsed.metrics:
             if task in groups and task not in leaves:
                 continue  # a group entry of a layout without `groups` (lm-eval 0.4.5)
@@ -134,11 +135,15 @@ def select_run(folder: Path, run: Optional[str], suite: Suite) -> Selection:
 def records(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, record) of a samples file; a line that is not one JSON object is refused."""
     with path.open("rb") as fh:
+        offset = 0
         for lineno, line in enumerate(fh, 1):
+            start, offset = offset, offset + len(line)
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = loads(line, path, offset=start, line=lineno)
+            except NotUtf8:
+                raise
             except ValueError as exc:
                 raise UserError(f"{path}: line {lineno}: truncated or unparsable record ({str(exc).splitlines()[0]})") from None
             if not isinstance(rec, dict):

@@ -77,7 +77,11 @@ def read_published(path: Path, suite: Suite) -> list[PublishedRow]:
     if path.suffix == ".parquet":
         return read_contents(path, suite)
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        import io
+
+        from evalsuite.textio import read_text
+
+        with io.StringIO(read_text(path), newline="") as fh:
             reader = csv.DictReader(fh)
             header = list(reader.fieldnames or [])
             rows = list(reader)

@@ -149,13 +149,13 @@ def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], i
     ]
 
 
-def _import_published(ref: ModelRef, exp: Experiment, store: Store, console: Console, outcome: RunOutcome) -> None:
+def _import_published(ref: ModelRef, exp: Experiment, store: Store, console: Console, outcome: RunOutcome, prepared=None) -> None:
     """A `published:` model: its results are the leaderboard's details, imported once (re-scored
     with this lm-eval, stored as ordinary jobs: evalsuite.details) and reused after; no model is
     loaded. A benchmark the details lack is a failed cell."""
     from evalsuite.details import import_details
 
-    res = import_details(ref.published, ref.name, store, revision=ref.revision, record=False)
+    res = import_details(ref.published, ref.name, store, revision=ref.revision, record=False, prepared=prepared)
     ref.identity = res.identity
     for bench in exp.benchmarks:
         rec = res.jobs.get(bench)
@@ -259,6 +259,10 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     for sub in ("jobs", "cache", "merged"):  # a symlink out of results/ is refused before any work
         inside(store.root, sub)
     store.experiment_file(exp.name)
+    from evalsuite.history import check_history_file
+
+    check_history_file(store.root)  # a history.sqlite of another program is refused before any work
+    published = prepare_published(exp)  # every `published:` source selected and validated, before results/ exists
     if exp.candidate.recipe is not None:
         merged_dir(store, exp)
     if exp.executor.name == "local" and not all(m.published for m in [exp.candidate, *exp.parents]):
@@ -271,10 +275,20 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
             if ref.trust_remote_code:
                 say = Console(stderr=True) if console.quiet else console  # a security warning survives --quiet
                 say.print(f"[yellow]warning:[/] {ref.name}: trust_remote_code is on — the model's own Python code will run")
-        return _run_jobs(exp, store, executor, refs, data_ids, console, quiet)
+        return _run_jobs(exp, store, executor, refs, data_ids, console, quiet, published)
 
 
-def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], data_ids: dict[str, str], console: Console, quiet: bool) -> RunOutcome:
+def prepare_published(exp: Experiment) -> dict:
+    """model name -> its `published:` source selected and validated whole (evalsuite.details.
+    prepare_source), so that a missing or damaged source is refused before anything is written."""
+    from evalsuite.details import prepare_source
+
+    return {m.display_name: prepare_source(m.published, revision=m.revision)
+            for m in exp.models if m.published is not None}
+
+
+def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], data_ids: dict[str, str], console: Console, quiet: bool,
+              published: Optional[dict] = None) -> RunOutcome:
     from evalsuite import data
 
     # lm-eval task overrides: the mirror's folders, or the hub datasets at their resolved commits
@@ -302,7 +316,7 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
     outcome = RunOutcome(experiment=exp.name, models=refs, done={r.name: {} for r in refs})
     for ref in refs:
         if ref.published:
-            _import_published(ref, exp, store, console, outcome)
+            _import_published(ref, exp, store, console, outcome, (published or {}).get(ref.name))
     jobs = plan_jobs(exp, [r for r in refs if not r.published], data_ids, include_path, nltk_dir)
     for job in jobs:
         rec = store.finished_job(job.job_id, job.identity)

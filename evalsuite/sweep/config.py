@@ -29,8 +29,10 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from evalsuite.config import SAFE_NAME, Dtype, Experiment, ModelSpec, _resolve_paths, check_files, read_yaml_file, validate_file_data
+from evalsuite.config import Dtype, Experiment, ModelSpec, _resolve_paths, check_files, read_yaml_file, validate_file_data
 from evalsuite.errors import UserError
+from evalsuite.names import name_problem
+from evalsuite.textio import read_text
 
 Strategy = Literal["halving", "full"]
 DEFAULT_ROUNDS = (0.125, 0.25, 0.5)  # share of each task's documents seen after each round; then all
@@ -50,8 +52,8 @@ class CandidateSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not SAFE_NAME.match(v):
-            raise ValueError(f"candidate name {v!r} must be letters, digits, '.', '_' or '-'")
+        if problem := name_problem(v, "candidate name"):
+            raise ValueError(problem)
         return v
 
     @model_validator(mode="after")
@@ -87,8 +89,8 @@ class SweepSettings(_Strict):
     @field_validator("name")
     @classmethod
     def _sweep_name(cls, v: str) -> str:
-        if not SAFE_NAME.match(v):
-            raise ValueError(f"sweep name {v!r} must be letters, digits, '.', '_' or '-'")
+        if problem := name_problem(v, "sweep name"):
+            raise ValueError(problem)
         return v
 
     @field_validator("rounds")
@@ -192,9 +194,9 @@ def expand(settings: SweepSettings, base_recipe: Optional[dict], base_dir: Path)
         if spec.recipe is not None:
             path = spec.recipe if spec.recipe.is_absolute() else (base_dir / spec.recipe).resolve()
             try:
-                recipe = yaml.safe_load(path.read_text())
+                recipe = yaml.safe_load(read_text(path))
             except (OSError, yaml.YAMLError) as exc:
-                raise _Located(("candidates", j, "recipe"), f"candidates.{j}.recipe: cannot read {path} ({exc})") from None
+                raise _Located(("candidates", j, "recipe"), f"candidates.{j}.recipe: cannot read {path} ({str(exc).splitlines()[0]})") from None
             out.append((f"candidates.{j}", Candidate(name=spec.name, params={}, recipe=recipe, source=str(path)), ("candidates", j, "recipe")))
             continue
         recipe = base_recipe
@@ -270,9 +272,9 @@ def load_sweep(path: Union[str, Path]) -> Sweep:
         if not settings.recipe.is_file():
             raise UserError(f"{where(('recipe',))}: recipe: file {settings.recipe} does not exist")
         try:
-            base_recipe = yaml.safe_load(settings.recipe.read_text())
+            base_recipe = yaml.safe_load(read_text(settings.recipe))
         except yaml.YAMLError as exc:
-            raise UserError(f"{where(('recipe',))}: recipe {settings.recipe}: not valid YAML ({exc})") from None
+            raise UserError(f"{where(('recipe',))}: recipe {settings.recipe}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(base_recipe, dict):
             raise UserError(f"{where(('recipe',))}: recipe {settings.recipe}: expected a mergekit recipe (a mapping)")
     try:
