@@ -42,11 +42,6 @@ def score(
         for line in sc.note_lines(scores):  # csv stays machine-readable; json rows carry them
             typer.echo(line, err=True)
     else:
-        from rich.console import Console
+        from evalsuite.cli.tables import print_grids
 
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=200)
-        console.print(sc.render_table(scores, suite))
-        for line in sc.note_lines(scores):
-            console.print(line, markup=False, highlight=False, overflow="fold")
+        print_grids([sc.score_grid(scores, suite)], notes=sc.note_lines(scores))

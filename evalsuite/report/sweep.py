@@ -38,14 +38,23 @@ def _display(bench_id: str) -> str:
     return load_suite().get(bench_id).display
 
 
-def ranking_table(rec: SweepRecord) -> Table:
-    table = Table(title=f"Sweep {rec.sweep} ({rec.strategy}): {rec.requests} lm-eval requests for the candidates")
-    for col in ("rank", "candidate", "recipe", "dropped in round", "objective", *(_display(b) for b in rec.benchmarks), "documents"):
-        table.add_column(col, justify="left" if col in ("candidate", "recipe") else "right")
+def ranking_grid(rec: SweepRecord):
+    """The ranking as an `evalsuite.cli.tables.Grid`: candidate names and recipes whole at any width."""
+    from evalsuite.cli.tables import Grid
+
+    benches = [_display(b) for b in rec.benchmarks]
+    grid = Grid(title=f"Sweep {rec.sweep} ({rec.strategy}): {rec.requests} lm-eval requests for the candidates", key="candidate",
+                columns=["rank", "recipe", "dropped in round", "objective", *benches, "documents"], left={"recipe"})
     for r in rec.ranking:
-        table.add_row(str(r.rank), r.name, r.label, "—" if r.dropped_in_round is None else str(r.dropped_in_round),
-                      f"{r.objective:.2f}", *(f"{r.scores[b]:.2f}" for b in rec.benchmarks), str(r.documents))
-    return table
+        grid.add(r.name, [str(r.rank), r.label, "—" if r.dropped_in_round is None else str(r.dropped_in_round), f"{r.objective:.2f}",
+                          *(f"{r.scores[b]:.2f}" for b in rec.benchmarks), str(r.documents)],
+                 {"candidate": r.name, "rank": r.rank, "recipe": r.label, "dropped_in_round": r.dropped_in_round,
+                  "objective": r.objective, **{d: r.scores[b] for d, b in zip(benches, rec.benchmarks)}, "documents": r.documents})
+    return grid
+
+
+def ranking_table(rec: SweepRecord) -> Table:
+    return ranking_grid(rec).wide()[0]
 
 
 def _plot(rec: SweepRecord, sweep: Sweep) -> str:
