@@ -56,6 +56,7 @@ def run(
         overrides["harness"] = harness
     if executor is not None or ray_address is not None:
         overrides["executor"] = {"name": executor or "ray", **({"ray_address": ray_address} if ray_address else {})}
+    refuse_sweep_file(config)
     exp = load_experiment(config, overrides)
 
     from evalsuite.run.runner import run_experiment
@@ -78,7 +79,35 @@ def run(
         from evalsuite.report import report_experiment
 
         paths = report_experiment(exp, study=study)
-        console.print(f"report: {paths.html}  (evalsuite view --config {config} to browse)")
+        console.print(f"report: {paths.html}", markup=False, highlight=False)
+    for line in next_steps(config, report=not no_report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def next_steps(config: Path, report: bool = True) -> list[str]:
+    """What to do after a run, each command with this run's --config."""
+    import shlex
+
+    c = shlex.quote(str(config))
+    lines = ["next:", f"  evalsuite compare --config {c}          # candidate − each parent: paired intervals, verdicts"]
+    if not report:
+        lines.append(f"  evalsuite report --config {c}           # the HTML report (+ Markdown) in reports/")
+    lines += [f"  evalsuite view --config {c} --open      # browse the reports on 127.0.0.1",
+              f"  evalsuite history --config {c}          # this run beside earlier ones"]
+    return lines
+
+
+def refuse_sweep_file(config: Path) -> None:
+    """A sweep file (a `grid:` or `candidates:` of recipes, no `candidate:`) given to `run`: say
+    that `evalsuite sweep` runs it, rather than a missing-field error."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return  # load_experiment says what is wrong with it
+    if isinstance(data, dict) and "candidate" not in data and ("grid" in data or "candidates" in data):
+        raise UserError(f"{config} is a sweep file (grid/candidates of recipes): run it with `evalsuite sweep --config {config}`")
 
 
 def final_grids(study) -> list:
