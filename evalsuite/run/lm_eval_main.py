@@ -40,6 +40,27 @@ def install_leaderboard_index() -> None:
             super().__init__(verbosity=verbosity, include_path=paths or None, include_defaults=False, metadata=metadata)
 
     tasks_module.TaskManager = LeaderboardTaskManager
+    quiet_intended_overrides()
+
+
+class _IntendedOverrides:
+    """Drops lm-eval's "Task X from P overrides existing task from Q" warning where P is one of
+    evalsuite's own task-override folders (the dataset mirror or pinned hub data: overriding the
+    leaderboard's task is the point of that folder). Any other override is still reported."""
+
+    def filter(self, record) -> bool:
+        if not str(record.msg).startswith("Task '%s' from %s overrides existing task"):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (len(args) >= 2 and "/tasks/sha256-" in str(args[1]))
+
+
+def quiet_intended_overrides() -> None:
+    import logging
+
+    logger = logging.getLogger("lm_eval.tasks._index")
+    if not any(isinstance(f, _IntendedOverrides) for f in logger.filters):
+        logger.addFilter(_IntendedOverrides())
 
 
 def main() -> int:

@@ -7,13 +7,14 @@ written under the results folder.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from evalsuite.config import Experiment
 from evalsuite.errors import UserError
@@ -81,7 +82,10 @@ def resolve_models(exp: Experiment, store: Store, console: Console, quiet: bool 
         from evalsuite.models.merge import build_merge
 
         out = merged_dir(store, exp)
+        if any(m.fixture for m in exp.parents):
+            console.print("[bold]fixtures[/] the demo's tiny models (built once, then reused)")
         local, revisions = merge_inputs(exp)
+        console.print(f"[bold]merge[/] {exp.candidate.display_name}: checking or building with mergekit ({exp.candidate.recipe})")
         result = build_merge(Path(exp.candidate.recipe), out, local_models=local, revisions=revisions, progress=not quiet)
         console.print(f"[bold]merge[/] {exp.candidate.display_name}: {'reused' if result.reused else 'built'} {result.path}")
         merged = (Path(result.path), result.fingerprint)
@@ -197,40 +201,150 @@ def plan_processes(jobs: list[Job], finished: set[str], datasets_cache: Optional
     return processes
 
 
-class _ProgressEvents:
-    """Executor events -> live progress display and the outcome."""
+_TQDM = re.compile(r"Running (loglikelihood|generate_until|loglikelihood_rolling) requests:\s*(\d+)%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([0-9:]+)<")
 
-    def __init__(self, progress: Progress, overall, current, outcome: RunOutcome):
+
+def _seconds(clock: str) -> float:
+    out = 0.0
+    for part in clock.split(":"):
+        out = out * 60 + float(part)
+    return out
+
+
+def _clock(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-:--:--"
+    s = int(round(max(0.0, seconds)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class _Child:
+    """One running lm-eval process as its own progress bars tell it."""
+
+    def __init__(self, process: Process):
+        self.process, self.started = process, time.time()
+        self.first_request: Optional[float] = None  # when its first request phase began (start-up before)
+        self.phases: dict[str, tuple[int, int, float]] = {}  # phase -> (done, total, elapsed s)
+        self.line = "starting"
+
+    def see(self, line: str) -> None:
+        m = _TQDM.search(line)
+        if m is None:
+            self.line = line
+            return
+        kind = "generation" if m.group(1) == "generate_until" else "loglikelihood"
+        done, total, elapsed = int(m.group(3)), int(m.group(4)), _seconds(m.group(5))
+        if self.first_request is None:
+            self.first_request = time.time() - elapsed
+        self.phases[kind] = (done, total, elapsed)
+        self.line = f"{kind} {done}/{total} ({100 * done // max(total, 1)}%)"
+
+
+class _ProgressEvents:
+    """Executor events -> live progress display and the outcome.
+
+    The estimate is made of requests, read from each child's own progress bars (lm-eval's tqdm
+    lines in its log): seconds per loglikelihood and per generation request as measured so far,
+    times the requests left (a process not started yet is counted as one like those seen, since
+    every model runs the same tasks), plus each process's measured start-up; divided by the
+    workers running at once. No figure until a request has been timed: never a guess shown as one."""
+
+    def __init__(self, progress: Progress, overall, current, outcome: RunOutcome, processes: list[Process] = (), workers: int = 1):
         self.progress, self.overall, self.current, self.outcome = progress, overall, current, outcome
-        self.running: dict[str, str] = {}
+        self.running: dict[str, _Child] = {}
+        self.finished_children: list[_Child] = []
+        self.total_processes, self.workers = len(processes), max(1, workers)
+        self.ended_count = 0
+
+    def _rates(self) -> dict[str, float]:
+        spent: dict[str, list[float]] = {}
+        for c in [*self.finished_children, *self.running.values()]:
+            for kind, (done, _, elapsed) in c.phases.items():
+                if done:
+                    acc = spent.setdefault(kind, [0.0, 0.0])
+                    acc[0] += elapsed
+                    acc[1] += done
+        return {k: t / n for k, (t, n) in spent.items() if n}
+
+    def _typical(self) -> tuple[dict[str, int], Optional[float]]:
+        """Requests per phase and start-up seconds of a process, from those seen."""
+        seen = [*self.finished_children, *self.running.values()]
+        totals: dict[str, int] = {}
+        for c in seen:
+            for kind, (_, total, _) in c.phases.items():
+                totals[kind] = max(totals.get(kind, 0), total)
+        starts = [c.first_request - c.started for c in seen if c.first_request is not None]
+        return totals, (sum(starts) / len(starts) if starts else None)
+
+    def estimate(self) -> tuple[Optional[float], int, int]:
+        """(seconds left, requests done, requests in all) over every lm-eval process of the run."""
+        rates = self._rates()
+        totals, startup = self._typical()
+        done = sum(d for c in self.finished_children for d, _, _ in c.phases.values())
+        whole = sum(t for c in self.finished_children for _, t, _ in c.phases.values())
+        work = 0.0
+        known = bool(rates)
+        for c in self.running.values():
+            for kind, total in totals.items():
+                d, t, _ = c.phases.get(kind, (0, total, 0.0))
+                done, whole = done + d, whole + t
+                if kind not in rates:
+                    known = False
+                work += (t - d) * rates.get(kind, 0.0)
+            if c.first_request is None and startup is not None:
+                work += max(0.0, startup - (time.time() - c.started))
+        pending = max(0, self.total_processes - self.ended_count - len(self.running))
+        for kind, total in totals.items():
+            whole += pending * total
+            work += pending * total * rates.get(kind, 0.0)
+        work += pending * (startup or 0.0)
+        # a phase not reached yet by any process (generation after loglikelihood): unknown cost
+        if "generation" not in totals and self.running and not self.finished_children:
+            known = False
+        return (work / min(self.workers, max(1, len(self.running) + pending)) if known else None), done, whole
 
     def _show(self) -> None:
-        label = ", ".join(self.running.values()) or "idle"
-        self.progress.update(self.current, description=label[:90], visible=True)
-        done = sum(len(per) for per in self.outcome.done.values())
-        failed = len(self.outcome.failed)
+        lines = [f"{c.process.label[:36]} │ {c.line[:60]}" for c in self.running.values()]
+        self.progress.update(self.current, description="\n".join(lines) or "idle", visible=True)
+        jobs = sum(len(per) for per in self.outcome.done.values())
+        left, done, whole = self.estimate()
+        req = f"requests {done:,}/{whole:,}" if whole else "requests: not started"
         self.progress.update(
-            self.overall, description=f"jobs: {done} done, {len(self.running)} running, {failed} failed"
+            self.overall, description=f"jobs {jobs} done, {len(self.running)} running, {len(self.outcome.failed)} failed │ {req}",
+            eta=f"~{_clock(left)} left" if left is not None else "time left: measuring",
         )
 
     def started(self, process: Process) -> None:
-        self.running[process.process_id] = process.label
+        self.running[process.process_id] = _Child(process)
+        self.progress.console.print(f"[bold]lm-eval[/] started {process.label} ({len(self.running) + self.ended_count} of {self.total_processes})")
         self._show()
 
     def output(self, process: Process, line: str) -> None:
-        self.progress.update(self.current, description=f"{process.label[:40]} │ {line[:70]}")
+        child = self.running.get(process.process_id)
+        if child is not None:
+            child.see(line)
+            self._show()
 
     def finished(self, job: Job, record: JobRecord) -> None:
         self.outcome.done[job.model.name][job.benchmark] = record
         self.progress.advance(self.overall)
         self._show()
 
+    def _end(self, process: Process) -> Optional[_Child]:
+        child = self.running.pop(process.process_id, None)
+        self.ended_count += 1
+        if child is not None:
+            self.finished_children.append(child)
+        return child
+
     def ended(self, process: Process) -> None:
-        self.running.pop(process.process_id, None)
+        child = self._end(process)
+        took = f" in {_clock(time.time() - child.started)}" if child else ""
+        self.progress.console.print(f"[bold]lm-eval[/] finished {process.label}{took}")
         self._show()
 
     def failed(self, process: Process, message: str) -> None:
-        self.running.pop(process.process_id, None)
+        self._end(process)
         self.outcome.failed.append(message)
         self.progress.console.print(f"[red]failed:[/] {message}")
         self.progress.advance(self.overall, len([j for j in process.jobs if j.job_id not in process.done]))
@@ -308,14 +422,17 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
     if any(j.benchmark == "math_hard" for j in pending):
         check_math_parsers()
 
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[eta]}")]
     with Progress(*columns, console=console, disable=quiet) as progress:
         overall = progress.add_task(
             f"{exp.name}: {len(pending)} to run in {len(processes)} lm-eval process(es), {outcome.reused} reused ({executor.name})",
             total=len(refs) * len(exp.benchmarks), completed=outcome.reused + len(outcome.failed),  # published cells count as reused
+            eta="",
         )
-        current = progress.add_task("", total=None, visible=False)
-        executor.run(processes, store, _ProgressEvents(progress, overall, current, outcome))
+        current = progress.add_task("", total=None, visible=False, eta="")
+        workers = getattr(executor, "workers", 1) or 1
+        executor.run(processes, store, _ProgressEvents(progress, overall, current, outcome, processes, workers))
         progress.update(current, visible=False)
 
     record = ExperimentRecord(
