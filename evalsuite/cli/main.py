@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "verify": "evalsuite.cli.verify:verify",
     "card": "evalsuite.cli.card:card",
     "sweep": "evalsuite.cli.sweep:sweep",
+    "plan": "evalsuite.cli.plan:plan",
 }
 
 
