@@ -12,7 +12,7 @@ from evalsuite.cli.options import stats_options
 from evalsuite.config import StatsSettings
 
 
-@stats_options("alpha")
+@stats_options("n_boot", "seed", "alpha", alpha={"min": 0.0001, "max": 0.5})
 def regress(
     baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline name (evalsuite baseline set) or run id."),
     current: Optional[str] = typer.Option(None, "--current", help="Run id to check; default: the latest run of the baseline's experiment."),
@@ -32,6 +32,8 @@ def regress(
       evalsuite regress --baseline nightly --junit regress.xml
 
       evalsuite regress --baseline 20261126T181502Z-3fa9c1 --tolerance 0.5
+
+      evalsuite regress --baseline nightly --boot 5000 --seed 1 --alpha 0.01
     """
     from rich.console import Console
 
