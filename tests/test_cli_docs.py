@@ -86,3 +86,17 @@ def test_usage_errors_are_one_error_line_exit_2(argv, where, capsys):
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {where}: ") and captured.out == "", captured
+
+
+def test_docs_cite_only_files_in_the_repo():
+    """Paths the docs cite as this repo's (evalsuite/, tests/, bench/, examples/, docs/) exist, and
+    no doc points outside the repo (scratch folders of the machine it was written on)."""
+    root = README.parent
+    cited = 0
+    for doc in [README, *sorted((root / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        assert "/work/" not in text, f"{doc.name} cites a path outside the repo"
+        for path in re.findall(r"`((?:evalsuite|tests|bench|examples|docs)/[\w./-]+?)(?:::\w+|:\d+[\d-]*)?`", text):
+            assert (root / path.rstrip("/")).exists() or "*" in path or "<" in path, f"{doc.name} cites {path}, not in the repo"
+            cited += 1
+    assert cited >= 20
