@@ -32,7 +32,7 @@ def score(
     from evalsuite.suite import DEFAULT_SUITE, load_suite
 
     suite = load_suite(suite_file or DEFAULT_SUITE)
-    scores = sc.score_paths(paths, suite)
+    scores = [run_model_name(s) for s in sc.score_paths(paths, suite)]
     if not scores:  # find_results_files refuses empty folders; kept for safety
         raise UserError("no results to score")
     if fmt is Format.json:
@@ -45,3 +45,26 @@ def score(
         from evalsuite.cli.tables import print_grids
 
         print_grids([sc.score_grid(scores, suite)], notes=sc.note_lines(scores))
+
+
+def run_model_name(scores):
+    """A row from evalsuite's own job folders is named as the run named its model (`job.json`'s
+    model: `tiny-parent_a`), not by lm-eval's model_name (the model's folder path); any other
+    results file keeps lm-eval's name."""
+    import json
+
+    names = set()
+    for src in scores.sources:
+        found = None
+        for folder in list(Path(src).parents)[:4]:
+            job = folder / "job.json"
+            if job.is_file():
+                try:
+                    found = json.loads(job.read_text(encoding="utf-8")).get("model")
+                except (OSError, ValueError):
+                    found = None
+                break
+        names.add(found)
+    if len(names) == 1 and isinstance(next(iter(names)), str):
+        return scores.model_copy(update={"model": next(iter(names))})
+    return scores

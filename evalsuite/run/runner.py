@@ -14,7 +14,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from evalsuite.config import Experiment
 from evalsuite.errors import UserError
@@ -224,7 +224,8 @@ class _Child:
     def __init__(self, process: Process):
         self.process, self.started = process, time.time()
         self.first_request: Optional[float] = None  # when its first request phase began (start-up before)
-        self.phases: dict[str, tuple[int, int, float]] = {}  # phase -> (done, total, elapsed s)
+        self.phases: dict[str, tuple[int, int, float, float]] = {}  # phase -> (done, total, elapsed s, seen at)
+        self.ended: Optional[float] = None
         self.line = "starting"
 
     def see(self, line: str) -> None:
@@ -234,20 +235,27 @@ class _Child:
             return
         kind = "generation" if m.group(1) == "generate_until" else "loglikelihood"
         done, total, elapsed = int(m.group(3)), int(m.group(4)), _seconds(m.group(5))
+        now = time.time()
         if self.first_request is None:
-            self.first_request = time.time() - elapsed
-        self.phases[kind] = (done, total, elapsed)
+            self.first_request = now - elapsed
+        self.phases[kind] = (done, total, elapsed, now)
         self.line = f"{kind} {done}/{total} ({100 * done // max(total, 1)}%)"
+
+    def complete(self, kind: str) -> bool:
+        d, t, _, _ = self.phases.get(kind, (0, 1, 0.0, 0.0))
+        return d >= t
 
 
 class _ProgressEvents:
     """Executor events -> live progress display and the outcome.
 
     The estimate is made of requests, read from each child's own progress bars (lm-eval's tqdm
-    lines in its log): seconds per loglikelihood and per generation request as measured so far,
-    times the requests left (a process not started yet is counted as one like those seen, since
-    every model runs the same tasks), plus each process's measured start-up; divided by the
-    workers running at once. No figure until a request has been timed: never a guess shown as one."""
+    lines in its log). lm-eval sends the longest requests first, so a phase's early pace
+    overstates its cost: once one process has finished a phase (loglikelihood, generation), that
+    phase's measured duration is what the others are expected to take (every model runs the same
+    requests); before that, the pace so far. Processes not started yet cost one start-up plus each
+    phase, and are queued on the workers as the executor will. No figure until a request has been
+    timed in every phase seen: never a guess shown as one."""
 
     def __init__(self, progress: Progress, overall, current, outcome: RunOutcome, processes: list[Process] = (), workers: int = 1):
         self.progress, self.overall, self.current, self.outcome = progress, overall, current, outcome
@@ -256,62 +264,71 @@ class _ProgressEvents:
         self.total_processes, self.workers = len(processes), max(1, workers)
         self.ended_count = 0
 
-    def _rates(self) -> dict[str, float]:
-        spent: dict[str, list[float]] = {}
-        for c in [*self.finished_children, *self.running.values()]:
-            for kind, (done, _, elapsed) in c.phases.items():
-                if done:
-                    acc = spent.setdefault(kind, [0.0, 0.0])
-                    acc[0] += elapsed
-                    acc[1] += done
-        return {k: t / n for k, (t, n) in spent.items() if n}
+    def _children(self) -> list[_Child]:
+        return [*self.finished_children, *self.running.values()]
 
-    def _typical(self) -> tuple[dict[str, int], Optional[float]]:
-        """Requests per phase and start-up seconds of a process, from those seen."""
-        seen = [*self.finished_children, *self.running.values()]
-        totals: dict[str, int] = {}
-        for c in seen:
-            for kind, (_, total, _) in c.phases.items():
-                totals[kind] = max(totals.get(kind, 0), total)
-        starts = [c.first_request - c.started for c in seen if c.first_request is not None]
-        return totals, (sum(starts) / len(starts) if starts else None)
+    def _phase_seconds(self, kind: str) -> Optional[float]:
+        """A whole phase's duration: measured where a process completed it, else from the pace so
+        far (seconds per request x requests) of those in it; None before its first request."""
+        whole = [el for c in self._children() if c.complete(kind) for d, t, el, _ in [c.phases[kind]]]
+        if whole:
+            return sum(whole) / len(whole)
+        pace = [(el / d) * t for c in self._children() if kind in c.phases for d, t, el, _ in [c.phases[kind]] if d]
+        return sum(pace) / len(pace) if pace else None
+
+    def _startup(self) -> Optional[float]:
+        starts = [c.first_request - c.started for c in self._children() if c.first_request is not None]
+        return sum(starts) / len(starts) if starts else None
 
     def estimate(self) -> tuple[Optional[float], int, int]:
         """(seconds left, requests done, requests in all) over every lm-eval process of the run."""
-        rates = self._rates()
-        totals, startup = self._typical()
-        done = sum(d for c in self.finished_children for d, _, _ in c.phases.values())
-        whole = sum(t for c in self.finished_children for _, t, _ in c.phases.values())
-        work = 0.0
-        known = bool(rates)
-        for c in self.running.values():
-            for kind, total in totals.items():
-                d, t, _ = c.phases.get(kind, (0, total, 0.0))
-                done, whole = done + d, whole + t
-                if kind not in rates:
-                    known = False
-                work += (t - d) * rates.get(kind, 0.0)
-            if c.first_request is None and startup is not None:
-                work += max(0.0, startup - (time.time() - c.started))
+        import heapq
+
+        children = self._children()
+        kinds = sorted({k for c in children for k in c.phases})
+        totals = {k: max(c.phases[k][1] for c in children if k in c.phases) for k in kinds}
+        durations = {k: self._phase_seconds(k) for k in kinds}
+        startup = self._startup()
+        tails = [c.ended - c.started - (c.first_request - c.started) - sum(el for _, _, el, _ in c.phases.values())
+                 for c in self.finished_children if c.ended is not None and c.first_request is not None]
+        tail = max(0.0, sum(tails) / len(tails)) if tails else 0.0  # between and after phases: building, scoring, writing
         pending = max(0, self.total_processes - self.ended_count - len(self.running))
-        for kind, total in totals.items():
-            whole += pending * total
-            work += pending * total * rates.get(kind, 0.0)
-        work += pending * (startup or 0.0)
-        # a phase not reached yet by any process (generation after loglikelihood): unknown cost
-        if "generation" not in totals and self.running and not self.finished_children:
+        done = sum(c.phases.get(k, (0,))[0] for c in children for k in kinds)
+        whole = sum(totals.values()) * (len(children) + pending)
+        known = bool(kinds) and startup is not None and all(v is not None for v in durations.values())
+        # a generation phase not reached by any process yet: its cost is unknown
+        if "generation" not in kinds and not self.finished_children:
             known = False
-        return (work / min(self.workers, max(1, len(self.running) + pending)) if known else None), done, whole
+        if not known:
+            return None, done, whole
+        now = time.time()
+        left = []
+        for c in self.running.values():
+            rest = 0.0 if c.first_request is not None else max(0.0, startup - (now - c.started))
+            for k in kinds:
+                d, t, el, seen = c.phases.get(k, (0, totals[k], 0.0, now))
+                if d >= t:
+                    continue
+                spent = el + (now - seen) if k in c.phases else 0.0
+                rest += max(durations[k] * 0.05, durations[k] - spent) if k in c.phases else durations[k]
+            left.append(rest + max(0.0, tail - (now - c.phases[kinds[-1]][3]) if c.complete(kinds[-1]) else tail))
+        workers = [*left, *([0.0] * max(0, self.workers - len(left)))]
+        heapq.heapify(workers)
+        one = startup + sum(durations.values()) + tail
+        for _ in range(pending):  # queued as the executor will: on the first worker free
+            heapq.heappush(workers, heapq.heappop(workers) + one)
+        return (max(workers) if workers else 0.0), done, whole
 
     def _show(self) -> None:
-        lines = [f"{c.process.label[:36]} │ {c.line[:60]}" for c in self.running.values()]
+        lines = [f"{c.process.first.model.name} │ {c.line[:44]}" for c in self.running.values()]
         self.progress.update(self.current, description="\n".join(lines) or "idle", visible=True)
         jobs = sum(len(per) for per in self.outcome.done.values())
         left, done, whole = self.estimate()
-        req = f"requests {done:,}/{whole:,}" if whole else "requests: not started"
+        req = f"requests {done:,}/{whole:,}" if whole else "requests: starting"
+        failed = f", {len(self.outcome.failed)} failed" if self.outcome.failed else ""
         self.progress.update(
-            self.overall, description=f"jobs {jobs} done, {len(self.running)} running, {len(self.outcome.failed)} failed │ {req}",
-            eta=f"~{_clock(left)} left" if left is not None else "time left: measuring",
+            self.overall, description=f"jobs {jobs}/{next(t.total for t in self.progress.tasks if t.id == self.overall):g}{failed} · lm-eval {len(self.running)} running · {req}",
+            eta=f"~{_clock(left)} left" if left is not None else "left: timing",
         )
 
     def started(self, process: Process) -> None:
@@ -334,6 +351,7 @@ class _ProgressEvents:
         child = self.running.pop(process.process_id, None)
         self.ended_count += 1
         if child is not None:
+            child.ended = time.time()
             self.finished_children.append(child)
         return child
 
@@ -422,8 +440,7 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
     if any(j.benchmark == "math_hard" for j in pending):
         check_math_parsers()
 
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[eta]}")]
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}")]
     with Progress(*columns, console=console, disable=quiet) as progress:
         overall = progress.add_task(
             f"{exp.name}: {len(pending)} to run in {len(processes)} lm-eval process(es), {outcome.reused} reused ({executor.name})",
