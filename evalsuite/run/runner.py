@@ -218,6 +218,17 @@ def _clock(seconds: Optional[float]) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def _interpolate(history: list[tuple[int, float]], done: int) -> float:
+    """Seconds a bar history took to reach `done` requests (piecewise linear)."""
+    prev = history[0]
+    for point in history[1:]:
+        if point[0] >= done:
+            span = point[0] - prev[0]
+            return prev[1] + (point[1] - prev[1]) * ((done - prev[0]) / span if span else 1.0)
+        prev = point
+    return history[-1][1]
+
+
 class _Child:
     """One running lm-eval process as its own progress bars tell it."""
 
@@ -226,6 +237,7 @@ class _Child:
         self.first_request: Optional[float] = None  # when its first request phase began (start-up before)
         self.phases: dict[str, tuple[int, int, float, float]] = {}  # phase -> (done, total, elapsed s, seen at)
         self.ended: Optional[float] = None
+        self.history: dict[str, list[tuple[int, float]]] = {}  # phase -> (requests done, seconds) as the bar moved
         self.line = "starting"
 
     def see(self, line: str) -> None:
@@ -239,6 +251,9 @@ class _Child:
         if self.first_request is None:
             self.first_request = now - elapsed
         self.phases[kind] = (done, total, elapsed, now)
+        hist = self.history.setdefault(kind, [(0, 0.0)])
+        if done > hist[-1][0]:
+            hist.append((done, elapsed))
         self.line = f"{kind} {done}/{total} ({100 * done // max(total, 1)}%)"
 
     def complete(self, kind: str) -> bool:
@@ -262,6 +277,8 @@ class _ProgressEvents:
         self.running: dict[str, _Child] = {}
         self.finished_children: list[_Child] = []
         self.total_processes, self.workers = len(processes), max(1, workers)
+        size = processes[0].first.settings.batch_size if processes else 1
+        self.batch = size if isinstance(size, int) and size > 0 else 1  # "auto": unknown, counted as 1
         self.ended_count = 0
 
     def _children(self) -> list[_Child]:
@@ -273,8 +290,18 @@ class _ProgressEvents:
         whole = [el for c in self._children() if c.complete(kind) for d, t, el, _ in [c.phases[kind]]]
         if whole:
             return sum(whole) / len(whole)
-        pace = [(el / d) * t for c in self._children() if kind in c.phases for d, t, el, _ in [c.phases[kind]] if d]
+        # lm-eval answers a batch at once and then ticks its bar once per request: a bar at 1/16 has
+        # a whole batch done (up to batch_size requests), not one
+        pace = [(el / min(t, -(-d // self.batch) * self.batch)) * t
+                for c in self._children() if kind in c.phases for d, t, el, _ in [c.phases[kind]] if d]
         return sum(pace) / len(pace) if pace else None
+
+    def _reference(self, kind: str) -> Optional[list[tuple[int, float]]]:
+        """The bar history of the latest process that completed `kind` (None: none has)."""
+        for c in reversed(self._children()):
+            if c.complete(kind) and len(c.history.get(kind, ())) > 1:
+                return c.history[kind]
+        return None
 
     def _startup(self) -> Optional[float]:
         starts = [c.first_request - c.started for c in self._children() if c.first_request is not None]
@@ -305,12 +332,21 @@ class _ProgressEvents:
         left = []
         for c in self.running.values():
             rest = 0.0 if c.first_request is not None else max(0.0, startup - (now - c.started))
+            pace = 1.0  # this process's speed against the reference, carried to its later phases
             for k in kinds:
                 d, t, el, seen = c.phases.get(k, (0, totals[k], 0.0, now))
                 if d >= t:
                     continue
                 spent = el + (now - seen) if k in c.phases else 0.0
-                rest += max(durations[k] * 0.05, durations[k] - spent) if k in c.phases else durations[k]
+                ref = self._reference(k)
+                if ref is not None and d > 0:
+                    # where the finished process was at this many requests, and how much slower or
+                    # faster this one is going: lm-eval's order (longest first) is the same in both
+                    at = _interpolate(ref, d)
+                    pace = min(5.0, max(0.2, spent / at)) if at > 0 else 1.0
+                    rest += max(0.0, ref[-1][1] - at) * pace
+                else:
+                    rest += max(durations[k] * 0.05, durations[k] - spent) if k in c.phases else durations[k] * pace
             left.append(rest + max(0.0, tail - (now - c.phases[kinds[-1]][3]) if c.complete(kinds[-1]) else tail))
         workers = [*left, *([0.0] * max(0, self.workers - len(left)))]
         heapq.heapify(workers)
