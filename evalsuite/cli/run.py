@@ -89,11 +89,11 @@ def next_steps(config: Path, report: bool = True) -> list[str]:
     import shlex
 
     c = shlex.quote(str(config))
-    lines = ["next:", f"  evalsuite compare --config {c}          # candidate − each parent: paired intervals, verdicts"]
+    lines = ["next (compare: deltas and verdicts; view: the reports; history: runs over time):",
+             f"  evalsuite compare --config {c}"]
     if not report:
-        lines.append(f"  evalsuite report --config {c}           # the HTML report (+ Markdown) in reports/")
-    lines += [f"  evalsuite view --config {c} --open      # browse the reports on 127.0.0.1",
-              f"  evalsuite history --config {c}          # this run beside earlier ones"]
+        lines.append(f"  evalsuite report --config {c}")
+    lines += [f"  evalsuite view --config {c} --open", f"  evalsuite history --config {c}"]
     return lines
 
 

@@ -388,6 +388,9 @@ class _ProgressEvents:
         self.ended_count += 1
         if child is not None:
             child.ended = time.time()
+            # its last bar lines may have come after the last look at its log: a finished process
+            # has sent every request of the phases it began
+            child.phases = {k: (t, t, el, seen) for k, (d, t, el, seen) in child.phases.items()}
             self.finished_children.append(child)
         return child
 
