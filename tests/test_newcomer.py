@@ -65,3 +65,43 @@ def test_run_ends_with_next_steps_with_its_config():
     lines = next_steps(Path("examples/my demo.yaml"))
     assert lines[0].startswith("next") and all("--config 'examples/my demo.yaml'" in line for line in lines[1:])
     assert any("evalsuite compare" in line for line in lines)
+
+
+def test_sweep_report_shows_parents_and_says_when_one_beats_the_best(demo_run, tmp_path):
+    """The sweep report's parents come from their stored jobs (here: the demo's parents' BBH jobs);
+    a parent whose objective beats the winner's is said so on the page."""
+    from test_sweep import sweep_config
+
+    from evalsuite.report.sweep import parent_scores, render
+    from evalsuite.score import score_paths
+    from evalsuite.sweep.config import load_sweep
+    from evalsuite.sweep.record import CandidateRecord, Ranked, RoundRecord, SweepRecord
+
+    import yaml
+
+    config = sweep_config(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["output"]["results"] = str(demo_run.store.root)
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    sw = load_sweep(config)
+    jobs = demo_run.store.read_experiment(demo_run.exp.name).jobs
+    parents = [m.display_name for m in demo_run.exp.parents]
+    truth = {p: score_paths([demo_run.store.results_path(demo_run.store.finished_job(jobs[p]["bbh"]))])[0].value("BBH") for p in parents}
+    best_parent = max(truth, key=truth.get)
+    winner = truth[best_parent] - 5.0
+    rec = SweepRecord(sweep=sw.name, strategy="full", plan="p", benchmarks=["bbh"], objective="average", shares=[1.0], alpha=0.05,
+                      winner="x", runner_up="y", finished=1.0, rounds=[RoundRecord(round=1, share=1.0, alive=["x", "y"], best="x")],
+                      parents={p: {"bbh": jobs[p]["bbh"]} for p in parents},
+                      ranking=[Ranked(name="x", rank=1, objective=winner, scores={"bbh": winner}, documents=48, label="t=0.5"),
+                               Ranked(name="y", rank=2, objective=winner - 1, scores={"bbh": winner - 1}, documents=48, label="t=0.25")])
+    rec.candidates = [CandidateRecord(name=n, params={}, label=n, recipe_file="r") for n in ("x", "y")]
+    sw = sw.model_copy(update={"candidates": sw.candidates[:2]})
+    rec.candidates = [CandidateRecord(name=c.name, params=c.params, label=c.label(), recipe_file="r") for c in sw.candidates]
+    for r, c in zip(rec.ranking, sw.candidates):
+        r.name = c.name
+    rec.winner, rec.runner_up = sw.candidates[0].name, sw.candidates[1].name
+    got = parent_scores(sw, rec)
+    assert {p: v["objective"] for p, v in got.items()} == truth
+    html = render(sw, rec)
+    assert 'id="parent-beats"' in html and f"{best_parent} ({truth[best_parent]:.2f})" in html
+    assert f"{rec.winner} ({winner:.2f})" in html and all(p in html for p in parents)
