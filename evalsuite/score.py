@@ -671,6 +671,19 @@ def render_table(scores: Sequence[ModelScores], suite: Optional[Suite] = None, t
     return table
 
 
+def score_grid(scores: Sequence[ModelScores], suite: Optional[Suite] = None, title: Optional[str] = None):
+    """`render_table`'s content as an `evalsuite.cli.tables.Grid`: laid out to fit the terminal
+    (model names never cut) or written as json/csv (unrounded values)."""
+    from evalsuite.cli.tables import Grid
+
+    cols = table_columns(suite)
+    grid = Grid(title=title or "Open LLM Leaderboard v2 (normalized)", key="Model", columns=cols)
+    for s in scores:
+        vals = [s.value(c) for c in cols]
+        grid.add(s.model, ["—" if v is None else f"{v:.2f}" for v in vals], {"model": s.model, **dict(zip(cols, vals))})
+    return grid
+
+
 def note_lines(scores: Sequence[ModelScores]) -> list[str]:
     """The notes to print under a table: `note: <model>: <note>`, one line each."""
     return [f"note: {s.model}: {n}" for s in scores for n in s.notes]

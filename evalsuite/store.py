@@ -318,9 +318,24 @@ class Store:
         try:
             return parse_record(ExperimentRecord, path.read_bytes(), path, f"the record of experiment {name!r}", REDO_EXPERIMENT)
         except OSError as exc:
-            raise UserError(f"{path}: no finished run of experiment {name!r} (run `evalsuite run --all` first)") from exc
+            raise UserError(f"{path}: no finished run of experiment {name!r} (run `evalsuite run --all` first){self._finished_elsewhere()}") from exc
         except ValueError as exc:
             raise UserError(f"{path}: damaged experiment record: {str(exc).splitlines()[0]}") from exc
+
+
+    def _finished_elsewhere(self) -> str:
+        """'; finished runs here: NAME (--config FILE), ...' for the experiments of this results
+        folder that have a finished run (what a user who ran the demo is looking for), else ''."""
+        found = []
+        for path in sorted((self.root / "experiments").glob("*.json")):
+            try:
+                rec = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(rec, dict) and rec.get("experiment"):
+                where = f" (--config {rec['config_file']})" if rec.get("config_file") else ""
+                found.append(f"{rec['experiment']}{where}")
+        return f"; finished runs in {self.root}: {', '.join(found)}" if found else ""
 
 
 def _sqlite_intact(db: Path) -> bool:

@@ -119,15 +119,19 @@ def test_compare_cli_prints_scores_and_verdicts(demo):
     for parent in parents:
         (start,) = [i for i in titles if f"{cand} − {parent} (paired;" in lines[i]]
         end = min([i for i in titles if i > start] + [len(lines)])
-        rows = [[c.strip() for c in re.split(r"[│┃|]", line)[1:-1]] for line in lines[start + 1:end]]
-        rows = [r for r in rows if len(r) == 9 and r[0] not in ("", "Score")]
+        # each row is two lines (evalsuite/cli/tables.py): Score, docs, Δ, ✓ cand / parent, p, verdict;
+        # then the interval under Δ and Holm's p in parentheses under p
+        cells = [[c.strip() for c in re.split(r"[│┃|]", line)[1:-1]] for line in lines[start + 1:end]]
+        rows = [r + cells[i + 1] for i, r in enumerate(cells[:-1])
+                if len(r) == 6 and r[0] not in ("", "Score") and len(cells[i + 1]) == 6 and cells[i + 1][0] == ""]
         scores = {r[0]: r for r in rows if r[0] != "Average"}
         assert set(scores) == set(table_columns()) - {"Average"}, rows
         for name, r in scores.items():
-            assert r[8] in ("better", "worse", "indistinguishable"), (parent, name, r)
-            assert r[1].replace(",", "").isdigit() and re.fullmatch(r"(<0\.0001|[01]\.\d{4})", r[7]), (parent, name, r)
+            assert r[5] in ("better", "worse", "indistinguishable"), (parent, name, r)
+            assert r[1].replace(",", "").isdigit() and re.fullmatch(r"\((<0\.0001|[01]\.\d{4})\)", r[10]), (parent, name, r)
+            assert re.fullmatch(r"\[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", r[8]), (parent, name, r)
         (avg,) = [r for r in rows if r[0] == "Average"]
-        assert avg[8] == ""
+        assert avg[5] == ""
 
 
 class _Cells(HTMLParser):

@@ -100,7 +100,7 @@ def test_bad_options_exit_2(tmp_path, capsys):
     assert main(["sweep", "--config", str(config), "--strategy", "random"]) == 2
     assert main(["sweep", "--config", str(config), "--format", "xml"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err == ["error: --strategy 'random': halving or full", "error: --format 'xml': table or json"]
+    assert err == ["error: --strategy 'random': halving or full", "error: --format 'xml': table, json or csv"]
 
 
 # ---------------------------------------------------------------------------------- subsets

@@ -46,7 +46,14 @@ def list_(
     results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file (for its results folder)."),
 ) -> None:
-    """List the baselines and the runs they point at."""
+    """List the baselines and the runs they point at.
+
+    Examples:
+
+      evalsuite baseline list
+
+      evalsuite baseline list --config examples/demo.yaml   # the demo's results folder
+    """
     from evalsuite.history import get_run, list_baselines
 
     root = results_root(results, config)

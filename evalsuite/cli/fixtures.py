@@ -25,7 +25,14 @@ def build(
         Path(".cache/evalsuite/fixtures"), "--out", help="Folder for the models (reused when already built)."
     ),
 ) -> None:
-    """Build (or reuse) the demo models parent_a, parent_b and candidate; print their paths."""
+    """Build (or reuse) the demo models parent_a, parent_b and candidate; print their paths.
+
+    Examples:
+
+      evalsuite fixtures build                         # into .cache/evalsuite/fixtures
+
+      evalsuite fixtures build --out /tmp/tiny-models  # somewhere else; reused when already built
+    """
     from evalsuite.fixtures.tiny import build_demo_models
 
     for name, path in build_demo_models(out).items():

@@ -48,7 +48,7 @@ def history(
 
     Examples:
 
-      evalsuite history --model tiny-candidate
+      evalsuite history --config examples/demo.yaml --model tiny-merge   # the demo's candidate
 
       evalsuite history --format json --last 5
     """

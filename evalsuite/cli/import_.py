@@ -54,13 +54,13 @@ def import_(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
+    from evalsuite.cli.tables import out_console
+
+    console = out_console()
     console.print(head, markup=False, highlight=False)
-    console.print(sc.render_table(scores))
-    for line in sc.note_lines(scores):
-        console.print(line, markup=False, highlight=False, overflow="fold")
+    from evalsuite.cli.tables import print_grids
+
+    print_grids([sc.score_grid(scores)], console, notes=sc.note_lines(scores))
     table = Table(title="Per-sample agreement (recorded vs recomputed)")
     for col, just in (("Task", "left"), ("Records", "right"), ("Compared", "right"), ("Agree", "right"), ("%", "right"), ("Remark", "left")):
         table.add_column(col, justify=just, overflow="fold")

@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "card": "evalsuite.cli.card:card",
     "sweep": "evalsuite.cli.sweep:sweep",
     "export": "evalsuite.cli.export:export",
+    "plan": "evalsuite.cli.plan:plan",
 }
 
 
@@ -63,9 +64,19 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    click = _click_exceptions()
     _register()
     try:
-        app(args=argv, standalone_mode=True)
+        rv = app(args=argv, standalone_mode=False, prog_name="evalsuite")
+    except click.NoArgsIsHelpError as exc:  # `evalsuite` or a group alone: its help
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return 0
+    except click.UsageError as exc:  # typer/click's own checks (unknown option, bad choice, range): one line
+        typer.echo(f"error: {usage_line(exc)}", err=True)
+        return 2
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        return 130
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
@@ -77,7 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SystemExit as exc:  # click's normal exit path
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return 0
+    return rv if isinstance(rv, int) else 0  # click returns typer.Exit's code when not standalone
+
+
+def _click_exceptions():
+    """The exceptions module of the click typer runs on: typer >= 0.24 carries its own copy."""
+    try:
+        import typer._click.exceptions as exceptions  # type: ignore[import-not-found]
+    except ImportError:
+        import click.exceptions as exceptions
+    return exceptions
+
+
+def usage_line(exc) -> str:
+    """A click usage error as one line: the command, what is wrong, where the help is."""
+    cmd = exc.ctx.command_path if exc.ctx is not None else "evalsuite"
+    message = " ".join(exc.format_message().split())
+    return f"{cmd}: {message} (see {cmd} --help)"
 
 
 def disk_full_message(exc: BaseException) -> Optional[str]:

@@ -28,7 +28,7 @@ def check_regress_options(tolerance: float, junit: Optional[Path]) -> None:
             raise UserError(f"--junit {junit}: {up} is a file, not a folder")
 
 
-@stats_options("alpha")
+@stats_options("n_boot", "seed", "alpha", alpha={"min": 0.0001, "max": 0.5})
 def regress(
     baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline name (evalsuite baseline set) or run id."),
     current: Optional[str] = typer.Option(None, "--current", help="Run id to check; default: the latest run of the baseline's experiment."),
@@ -48,6 +48,8 @@ def regress(
       evalsuite regress --baseline nightly --junit regress.xml
 
       evalsuite regress --baseline 20261126T181502Z-3fa9c1 --tolerance 0.5
+
+      evalsuite regress --baseline nightly --boot 5000 --seed 1 --alpha 0.01
     """
     from rich.console import Console
 

@@ -20,7 +20,7 @@ def default_published(config: Path) -> Optional[Path]:
     return None
 
 
-@stats_options("n_boot", "seed")
+@stats_options("n_boot", "seed", "alpha", alpha={"min": 0.0001, "max": 0.5})
 def report(
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default: REPORTS/<experiment>-<time>.html)."),
@@ -42,6 +42,8 @@ def report(
       evalsuite report --published examples/published_scores.csv --out study.html
 
       evalsuite report --published hub        # every model the leaderboard scored (open-llm-leaderboard/contents)
+
+      evalsuite report --alpha 0.01 --boot 5000   # stricter verdicts, more bootstrap draws, for this report
     """
     from evalsuite.config import load_experiment
     from evalsuite.errors import UserError

@@ -23,6 +23,7 @@ def run(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join a Ray cluster: auto or HOST:PORT (default: start a local one)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (CI logs)."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML comparison report."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table (fits the terminal), json or csv: the final tables on stdout."),
 ) -> None:
     """Run the experiment through lm-eval with the leaderboard's settings.
 
@@ -42,6 +43,8 @@ def run(
 
       evalsuite run --all --executor ray --ray-address auto   # spread jobs over a Ray cluster
     """
+    if fmt not in ("table", "json", "csv"):
+        raise UserError(f"--format {fmt!r}: table, json or csv")
     if not all_ and not benchmark:
         raise UserError("say what to run: --all, or --benchmark NAME (see evalsuite run --help)")
     overrides = {}
@@ -53,6 +56,7 @@ def run(
         overrides["harness"] = harness
     if executor is not None or ray_address is not None:
         overrides["executor"] = {"name": executor or "ray", **({"ray_address": ray_address} if ray_address else {})}
+    refuse_sweep_file(config)
     exp = load_experiment(config, overrides)
 
     from evalsuite.run.runner import run_experiment
@@ -65,13 +69,7 @@ def run(
 
         run_id = record_run(study.store.root, study, failed=outcome.failed)
         console.print(f"history: recorded run {run_id} ({study.store.root / 'history.sqlite'})")
-    out = Console(width=None if Console().is_terminal else 160)
-    out.print(raw_table(study))
-    scores = normalized_scores(study)
-    if scores:
-        from evalsuite.score import render_table
-
-        out.print(render_table(scores, title="Open LLM Leaderboard v2 (normalized)"))
+    print_final(study, fmt, ok=outcome.ok)
     if not outcome.ok:  # said even with --quiet
         for line in outcome.failed:
             typer.echo(f"failed: {line}", err=True)
@@ -81,7 +79,59 @@ def run(
         from evalsuite.report import report_experiment
 
         paths = report_experiment(exp, study=study)
-        console.print(f"report: {paths.html}  (evalsuite view --config {config} to browse)")
+        console.print(f"report: {paths.html}", markup=False, highlight=False)
+    for line in next_steps(config, report=not no_report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def next_steps(config: Path, report: bool = True) -> list[str]:
+    """What to do after a run, each command with this run's --config."""
+    import shlex
+
+    c = shlex.quote(str(config))
+    lines = ["next (compare: deltas and verdicts; view: the reports; history: runs over time):",
+             f"  evalsuite compare --config {c}"]
+    if not report:
+        lines.append(f"  evalsuite report --config {c}")
+    lines += [f"  evalsuite view --config {c} --open", f"  evalsuite history --config {c}"]
+    return lines
+
+
+def refuse_sweep_file(config: Path) -> None:
+    """A sweep file (a `grid:` or `candidates:` of recipes, no `candidate:`) given to `run`: say
+    that `evalsuite sweep` runs it, rather than a missing-field error."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return  # load_experiment says what is wrong with it
+    if isinstance(data, dict) and "candidate" not in data and ("grid" in data or "candidates" in data):
+        raise UserError(f"{config} is a sweep file (grid/candidates of recipes): run it with `evalsuite sweep --config {config}`")
+
+
+def final_grids(study) -> list:
+    """The tables a run ends with: raw lm-eval metrics, then the leaderboard-normalized scores."""
+    grids = [raw_grid(study)]
+    scores = normalized_scores(study)
+    if scores:
+        from evalsuite.score import score_grid
+
+        grids.append(score_grid(scores, title="Open LLM Leaderboard v2 (normalized)"))
+    return grids
+
+
+def print_final(study, fmt: str = "table", ok: bool = True) -> None:
+    """`final_grids` on stdout: laid out for the terminal ($COLUMNS, else 160, when piped), or json/csv."""
+    from evalsuite.cli import tables
+
+    grids = final_grids(study)
+    if fmt == "json":
+        typer.echo(tables.to_json(grids, {"experiment": study.experiment, "ok": ok}))
+    elif fmt == "csv":
+        typer.echo(tables.to_csv(grids), nl=False)
+    else:
+        tables.print_grids(grids)
 
 
 def normalized_scores(study) -> list:
@@ -89,23 +139,25 @@ def normalized_scores(study) -> list:
     return [study.scores[m.name] for m in study.models if m.name in study.scores]
 
 
-def raw_table(study) -> Table:
-    """Raw lm-eval metrics (each benchmark's group value, as lm-eval aggregated it)."""
+def raw_grid(study):
+    """Raw lm-eval metrics (each benchmark's group value, as lm-eval aggregated it), as a
+    `tables.Grid`: model names whole at any width."""
+    from evalsuite.cli.tables import Grid
+
     suite = study.suite
     benches = [b for b in suite.benchmarks if any(b.id in per for per in study.runs.values())]
-    table = Table(title="Raw lm-eval metrics (group values, not leaderboard-normalized)")
-    table.add_column("model")
-    for b in benches:
-        table.add_column(f"{b.display}\n{b.metrics[0].split(',')[0]}", justify="right")
+    heads = [f"{b.display} {b.metrics[0].split(',')[0]}" for b in benches]
+    grid = Grid(title="Raw lm-eval metrics (group values, not leaderboard-normalized)", key="model", columns=heads)
     for model, per in study.runs.items():
-        row = [model]
+        vals = []
         for b in benches:
             job = per.get(b.id)
-            if job is None:
-                row.append("—")
-                continue
-            res = job.results["results"].get(b.group, {})
-            val = res.get(b.metrics[0])
-            row.append(f"{val:.4f}" if isinstance(val, (int, float)) else "—")
-        table.add_row(*row)
-    return table
+            val = job.results["results"].get(b.group, {}).get(b.metrics[0]) if job is not None else None
+            vals.append(val if isinstance(val, (int, float)) else None)
+        grid.add(model, ["—" if v is None else f"{v:.4f}" for v in vals], {"model": model, **dict(zip(heads, vals))})
+    return grid
+
+
+def raw_table(study) -> Table:
+    """Raw lm-eval metrics as one wide rich table (see `raw_grid`)."""
+    return raw_grid(study).wide()[0]

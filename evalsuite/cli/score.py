@@ -34,7 +34,7 @@ def score(
     from evalsuite.suite import DEFAULT_SUITE, load_suite
 
     suite = load_suite(suite_file or DEFAULT_SUITE)
-    scores = sc.score_paths(paths, suite, partial=True)  # a partial benchmark: shown incomplete
+    scores = [run_model_name(s) for s in sc.score_paths(paths, suite, partial=True)]  # a partial benchmark: shown incomplete
     if not scores:  # find_results_files refuses empty folders; kept for safety
         raise UserError("no results to score")
     if fmt is Format.json:
@@ -44,11 +44,29 @@ def score(
         for line in sc.note_lines(scores):  # csv stays machine-readable; json rows carry them
             typer.echo(line, err=True)
     else:
-        from rich.console import Console
+        from evalsuite.cli.tables import print_grids
 
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=200)
-        console.print(sc.render_table(scores, suite))
-        for line in sc.note_lines(scores):
-            console.print(line, markup=False, highlight=False, overflow="fold")
+        print_grids([sc.score_grid(scores, suite)], notes=sc.note_lines(scores))
+
+
+def run_model_name(scores):
+    """A row from evalsuite's own job folders is named as the run named its model (`job.json`'s
+    model: `tiny-parent_a`), not by lm-eval's model_name (the model's folder path); any other
+    results file keeps lm-eval's name."""
+    import json
+
+    names = set()
+    for src in scores.sources:
+        found = None
+        for folder in list(Path(src).parents)[:4]:
+            job = folder / "job.json"
+            if job.is_file():
+                try:
+                    found = json.loads(job.read_text(encoding="utf-8")).get("model")
+                except (OSError, ValueError):
+                    found = None
+                break
+        names.add(found)
+    if len(names) == 1 and isinstance(next(iter(names)), str):
+        return scores.model_copy(update={"model": next(iter(names))})
+    return scores

@@ -15,7 +15,7 @@ from evalsuite.errors import UserError
 def sweep(
     config: Path = typer.Option(..., "--config", "-c", help="Sweep file (parents, base recipe, grid / candidates)."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="halving (default: rounds on growing random subsets, drops by a paired test) or full (every candidate on every document)."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table (default) or json (one JSON object on stdout)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table (default; fits the terminal), json (one JSON object on stdout) or csv (the ranking)."),
     keep: bool = typer.Option(False, "--keep", help="Keep every merged candidate (default: each is deleted after its jobs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (CI logs)."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML sweep report."),
@@ -37,8 +37,8 @@ def sweep(
     """
     if strategy not in (None, "halving", "full"):
         raise UserError(f"--strategy {strategy!r}: halving or full")
-    if fmt not in ("table", "json"):
-        raise UserError(f"--format {fmt!r}: table or json")
+    if fmt not in ("table", "json", "csv"):
+        raise UserError(f"--format {fmt!r}: table, json or csv")
     from evalsuite.sweep import SweepFailed, load_sweep, run_sweep
 
     sw = load_sweep(config)
@@ -61,6 +61,10 @@ def sweep(
 
         typer.echo(json.dumps(summary_json(rec), indent=1))
     else:
-        from evalsuite.report.sweep import ranking_table
+        from evalsuite.cli import tables
+        from evalsuite.report.sweep import ranking_grid
 
-        Console(width=None if Console().is_terminal else 160).print(ranking_table(rec))
+        if fmt == "csv":
+            typer.echo(tables.to_csv([ranking_grid(rec)]), nl=False)
+        else:
+            tables.print_grids([ranking_grid(rec)])

@@ -120,7 +120,8 @@ def _plots(study: Study, comparison: Comparison, suite: Suite, headline: dict, m
     ivs = {r["name"]: {c["column"]: (c["low"], c["high"]) for c in r["cells"] if c["low"] is not None} for r in headline["rows"]}
     pubs = {r["name"]: {c["column"]: c["published"] for c in r["cells"] if c["published"] is not None} for r in headline["rows"]}
     out = [dict(id="bars", title="Normalized scores per benchmark",
-                caption="Bars: reproduced leaderboard-normalized scores; whiskers: 95% bootstrap intervals; black ticks: published values.",
+                caption="Bars: reproduced leaderboard-normalized scores; whiskers: 95% bootstrap intervals"
+                        + ("; black ticks: published values." if any(pubs.values()) else "."),
                 uri=plots.grouped_bars(cols, values, ivs, pubs))]
     rows, labels = [], []
     for bench in suite.benchmarks:
@@ -173,6 +174,11 @@ def _merge_info(study: Study) -> Optional[dict]:
     return info if any(v is not None for v in info.values()) else None
 
 
+def _whole(v: Any) -> Any:
+    """2.0 -> 2 (lm-eval writes --limit as a float); anything else as it is."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def _provenance(study: Study) -> dict[str, Any]:
     jobs, envs = [], {}
     for model in study.models:
@@ -189,13 +195,25 @@ def _provenance(study: Study) -> dict[str, Any]:
                 lm_eval_time=res.get("total_evaluation_time_seconds"),
                 lm_eval=res.get("lm_eval_version"), transformers=res.get("transformers_version"),
                 batch_size=cfg.get("batch_size"), batch_sizes=job.batch_sizes or cfg.get("batch_sizes"), device=cfg.get("device"),
-                limit=cfg.get("limit"), fewshot_as_multiturn=res.get("fewshot_as_multiturn"),
+                limit=_whole(cfg.get("limit")), process=job.process, fewshot_as_multiturn=res.get("fewshot_as_multiturn"),
                 chat_template_sha=res.get("chat_template_sha"), command=shlex.join(job.command),
                 task_hashes=sorted(hashes.items()), identity=json.dumps(job.identity, sort_keys=True),
                 numeric_env=(job.identity or {}).get("numeric_env"), machine=getattr(job, "machine", None),
             ))
-    return dict(jobs=jobs, envs=[dict(text=k, jobs=v) for k, v in envs.items()],
-                total_time=sum(j["duration"] for j in jobs))
+    # jobs that shared one lm-eval process share its time: each is charged its share, and the total
+    # counts each process once (not the process's whole time once per job)
+    per_process: dict[str, list[dict]] = {}
+    for j in jobs:
+        per_process.setdefault(j.pop("process") or j["job_id"], []).append(j)
+    total = 0.0
+    for group in per_process.values():
+        whole = max(j["duration"] for j in group)
+        total += whole
+        for j in group:
+            j["duration"] = whole / len(group)
+            j["shared"] = len(group) if len(group) > 1 else None
+    return dict(jobs=jobs, envs=[dict(text=k, jobs=v) for k, v in envs.items()], total_time=total,
+                processes=len(per_process), shared=any(len(g) > 1 for g in per_process.values()))
 
 
 def build_context(study: Study, comparison: Comparison, suite: Suite, published: list[PublishedRow],

@@ -119,7 +119,8 @@ def merge_plan(rows: Sequence[tuple[str, Optional[float], Mapping[str, tuple[flo
 
 
 def sweep_lines(labels: Sequence[str], series: Mapping[str, Sequence[float]], lows: Mapping[str, Sequence[Optional[float]]],
-                highs: Mapping[str, Sequence[Optional[float]]], finalists: Sequence[bool], winner: Optional[int]) -> str:
+                highs: Mapping[str, Sequence[Optional[float]]], finalists: Sequence[bool], winner: Optional[int],
+                references: Optional[Mapping[str, float]] = None) -> str:
     """A sweep: each benchmark's normalized score against the candidates (the swept parameter, in
     the config's order); whiskers: 95% intervals; hollow markers: dropped before the full set."""
     with matplotlib.rc_context(_RC):
@@ -138,6 +139,8 @@ def sweep_lines(labels: Sequence[str], series: Mapping[str, Sequence[float]], lo
                 ax.plot([x], [y], marker="o", color=color, markerfacecolor=color if kept else "white", markersize=5)
         if winner is not None:
             ax.axvline(winner, color="#444", linewidth=0.8, linestyle="--")
+        for k, (name, value) in enumerate((references or {}).items()):  # the parents, for reference
+            ax.axhline(value, color=["#777", "#aaa", "#555"][k % 3], linewidth=1.0, linestyle=":", label=name)
         ax.set_xticks(xs)
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel("normalized score")

@@ -38,17 +38,51 @@ def _display(bench_id: str) -> str:
     return load_suite().get(bench_id).display
 
 
-def ranking_table(rec: SweepRecord) -> Table:
-    table = Table(title=f"Sweep {rec.sweep} ({rec.strategy}): {rec.requests} lm-eval requests for the candidates")
-    for col in ("rank", "candidate", "recipe", "dropped in round", "objective", *(_display(b) for b in rec.benchmarks), "documents"):
-        table.add_column(col, justify="left" if col in ("candidate", "recipe") else "right")
+def ranking_grid(rec: SweepRecord):
+    """The ranking as an `evalsuite.cli.tables.Grid`: candidate names and recipes whole at any width."""
+    from evalsuite.cli.tables import Grid
+
+    benches = [_display(b) for b in rec.benchmarks]
+    grid = Grid(title=f"Sweep {rec.sweep} ({rec.strategy}): {rec.requests} lm-eval requests for the candidates", key="candidate",
+                columns=["rank", "recipe", "dropped in round", "objective", *benches, "documents"], left={"recipe"})
     for r in rec.ranking:
-        table.add_row(str(r.rank), r.name, r.label, "—" if r.dropped_in_round is None else str(r.dropped_in_round),
-                      f"{r.objective:.2f}", *(f"{r.scores[b]:.2f}" for b in rec.benchmarks), str(r.documents))
-    return table
+        grid.add(r.name, [str(r.rank), r.label, "—" if r.dropped_in_round is None else str(r.dropped_in_round), f"{r.objective:.2f}",
+                          *(f"{r.scores[b]:.2f}" for b in rec.benchmarks), str(r.documents)],
+                 {"candidate": r.name, "rank": r.rank, "recipe": r.label, "dropped_in_round": r.dropped_in_round,
+                  "objective": r.objective, **{d: r.scores[b] for d, b in zip(benches, rec.benchmarks)}, "documents": r.documents})
+    return grid
 
 
-def _plot(rec: SweepRecord, sweep: Sweep) -> str:
+def ranking_table(rec: SweepRecord) -> Table:
+    return ranking_grid(rec).wide()[0]
+
+
+def parent_scores(sweep: Sweep, rec: SweepRecord) -> dict[str, dict[str, float]]:
+    """Each parent's normalized score per benchmark and its objective ("objective"), from its
+    stored jobs (the same scoring as the candidates'); a parent whose jobs cannot be read is left out."""
+    from evalsuite.errors import UserError
+    from evalsuite.score import score_paths
+    from evalsuite.store import Store
+
+    store = Store(Path(sweep.base.output.results))
+    out: dict[str, dict[str, float]] = {}
+    for parent, jobs in rec.parents.items():
+        try:
+            files = [store.results_path(r) for b in rec.benchmarks if (r := store.finished_job(jobs.get(b, ""))) is not None]
+            (scores,) = score_paths(files) if files else (None,)
+        except (UserError, ValueError, OSError):
+            continue
+        if scores is None:
+            continue
+        vals = {b: scores.value(_display(b)) for b in rec.benchmarks}
+        if any(v is None for v in vals.values()):
+            continue
+        mean = sum(vals.values()) / len(vals)  # type: ignore[arg-type]
+        out[parent] = {**vals, "objective": mean if rec.objective == "average" else vals.get(rec.objective, mean)}  # type: ignore[dict-item]
+    return out
+
+
+def _plot(rec: SweepRecord, sweep: Sweep, parents: dict[str, dict[str, float]] | None = None) -> str:
     """Each benchmark (and the objective) against the swept parameter, in the candidates' order."""
     order = [c.name for c in sweep.candidates]
     by_name = {r.name: r for r in rec.ranking}
@@ -59,16 +93,22 @@ def _plot(rec: SweepRecord, sweep: Sweep) -> str:
     lows = {_display(b): [by_name[n].intervals.get(b, (None, None))[0] for n in order] for b in rec.benchmarks}
     highs = {_display(b): [by_name[n].intervals.get(b, (None, None))[1] for n in order] for b in rec.benchmarks}
     finalists = [by_name[n].dropped_in_round is None for n in order]
-    return plots.sweep_lines(labels, series, lows, highs, finalists, winner=order.index(rec.winner) if rec.winner in order else None)
+    refs = {f"{p} ({'objective' if len(rec.benchmarks) > 1 else _display(rec.benchmarks[0])})": v["objective"] for p, v in (parents or {}).items()}
+    return plots.sweep_lines(labels, series, lows, highs, finalists, winner=order.index(rec.winner) if rec.winner in order else None,
+                             references=refs)
 
 
 def render(sweep: Sweep, rec: SweepRecord) -> str:
     env = _env()
     template = env.get_template("sweep.html.j2")
     candidates = {c.name: c for c in sweep.candidates}
+    parents = parent_scores(sweep, rec)
+    best = next((r for r in rec.ranking if r.name == rec.winner), None)
+    beaten_by = [(p, v["objective"]) for p, v in parents.items() if best is not None and v["objective"] > best.objective]
     return template.render(
+        parents=parents, beaten_by=beaten_by, best=best,
         rec=rec, csp=CSP, css=static_text("report.css"), generated=time.time(),
-        benchmarks=[(b, _display(b)) for b in rec.benchmarks], plot=_plot(rec, sweep),
+        benchmarks=[(b, _display(b)) for b in rec.benchmarks], plot=_plot(rec, sweep, parents),
         recipes=[(c.name, c.label(), c.recipe_text()) for c in sweep.candidates],
         n_docs_total={b: sum(v.values()) for b, v in rec.n_docs.items()}, candidates=candidates, level=sweep.base.stats.level,
     )

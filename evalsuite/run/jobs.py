@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Union
@@ -247,7 +248,10 @@ class Process(BaseModel):
         read through a fresh `datasets` cache: datasets caches a local folder by its base name, and
         with `harness: upstream` GPQA's shuffled choices come from whatever run filled the cache."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env().items()))
-        cmd = shlex.join([*self.launcher(), *self.lm_eval_args("OUTPUT_PATH")]).replace("OUTPUT_PATH", '"${1:-./lm_eval_rerun}"')
+        launcher = self.launcher()
+        if launcher[:1] == ["python"]:  # the interpreter that ran the job: a bare `python` may be another one
+            launcher = [sys.executable, *launcher[1:]]
+        cmd = shlex.join([*launcher, *self.lm_eval_args("OUTPUT_PATH")]).replace("OUTPUT_PATH", '"${1:-./lm_eval_rerun}"')
         what = ", ".join(f"{j.job_id}" for j in self.jobs)
         return (
             "#!/bin/sh\n"
@@ -256,8 +260,8 @@ class Process(BaseModel):
             f"# Model identity: {self.first.model.identity}; harness: {self.first.settings.harness}\n"
             "set -e\n"
             f"export {env}\n"
-            + ('export HF_DATASETS_CACHE="$(mktemp -d)"\n' if self.datasets_cache is not None else "")
-            + f"exec {cmd}\n"
+            + ('export HF_DATASETS_CACHE="$(mktemp -d)"\ntrap \'rm -rf "$HF_DATASETS_CACHE"\' EXIT\n' + f"{cmd}\n"
+               if self.datasets_cache is not None else f"exec {cmd}\n")
         )
 
 

@@ -40,6 +40,37 @@ def install_leaderboard_index() -> None:
             super().__init__(verbosity=verbosity, include_path=paths or None, include_defaults=False, metadata=metadata)
 
     tasks_module.TaskManager = LeaderboardTaskManager
+    quiet_intended_overrides()
+
+
+class _IntendedOverrides:
+    """Drops lm-eval's "Task X from P overrides existing task from Q" warning where P is a task
+    file evalsuite wrote (it starts with evalsuite's override marker: the dataset mirror or pinned
+    hub data; overriding the leaderboard's task is its point). Any other override is reported."""
+
+    def filter(self, record) -> bool:
+        if not str(record.msg).startswith("Task '%s' from %s overrides existing task"):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (len(args) >= 2 and _written_by_evalsuite(str(args[1])))
+
+
+def _written_by_evalsuite(path: str) -> bool:
+    from evalsuite.data import OVERRIDE_MARKER
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read(len(OVERRIDE_MARKER)) == OVERRIDE_MARKER
+    except OSError:
+        return False
+
+
+def quiet_intended_overrides() -> None:
+    import logging
+
+    logger = logging.getLogger("lm_eval.tasks._index")
+    if not any(isinstance(f, _IntendedOverrides) for f in logger.filters):
+        logger.addFilter(_IntendedOverrides())
 
 
 def main() -> int:

@@ -385,4 +385,10 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     parts = [p.strip() for p in tail.replace("\r", "\n").split("\n") if p.strip()]
-    return parts[-1][:120] if parts else ""
+    progress = [p for p in parts if p.startswith("Running ") and " requests" in p]
+    if progress and parts[-1] is not progress[-1] and not parts[-1].startswith("Running "):
+        # a warning after the progress bar (it goes to the log): the bar is what tells the state;
+        # a line after the last bar that is not a warning (a new phase) is shown as it is
+        if "WARNING" in parts[-1] or "Warning" in parts[-1]:
+            return progress[-1][:160]
+    return parts[-1][:160] if parts else ""

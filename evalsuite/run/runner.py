@@ -7,13 +7,14 @@ written under the results folder.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from evalsuite.config import Experiment
 from evalsuite.errors import UserError
@@ -83,7 +84,10 @@ def resolve_models(exp: Experiment, store: Store, console: Console, quiet: bool 
         from evalsuite.models.merge import build_merge
 
         out = merged_dir(store, exp)
+        if any(m.fixture for m in exp.parents):
+            console.print("[bold]fixtures[/] the demo's tiny models (built once, then reused)")
         local, revisions = merge_inputs(exp)
+        console.print(f"[bold]merge[/] {exp.candidate.display_name}: checking or building with mergekit ({exp.candidate.recipe})")
         result = build_merge(Path(exp.candidate.recipe), out, local_models=local, revisions=revisions, progress=not quiet)
         console.print(f"[bold]merge[/] {exp.candidate.display_name}: {'reused' if result.reused else 'built'} {result.path}")
         merged = (Path(result.path), result.fingerprint)
@@ -199,40 +203,207 @@ def plan_processes(jobs: list[Job], finished: set[str], datasets_cache: Optional
     return processes
 
 
-class _ProgressEvents:
-    """Executor events -> live progress display and the outcome."""
+_TQDM = re.compile(r"Running (loglikelihood|generate_until|loglikelihood_rolling) requests:\s*(\d+)%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([0-9:]+)<")
 
-    def __init__(self, progress: Progress, overall, current, outcome: RunOutcome):
+
+def _seconds(clock: str) -> float:
+    out = 0.0
+    for part in clock.split(":"):
+        out = out * 60 + float(part)
+    return out
+
+
+def _clock(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-:--:--"
+    s = int(round(max(0.0, seconds)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _interpolate(history: list[tuple[int, float]], done: int) -> float:
+    """Seconds a bar history took to reach `done` requests (piecewise linear)."""
+    prev = history[0]
+    for point in history[1:]:
+        if point[0] >= done:
+            span = point[0] - prev[0]
+            return prev[1] + (point[1] - prev[1]) * ((done - prev[0]) / span if span else 1.0)
+        prev = point
+    return history[-1][1]
+
+
+class _Child:
+    """One running lm-eval process as its own progress bars tell it."""
+
+    def __init__(self, process: Process):
+        self.process, self.started = process, time.time()
+        self.first_request: Optional[float] = None  # when its first request phase began (start-up before)
+        self.phases: dict[str, tuple[int, int, float, float]] = {}  # phase -> (done, total, elapsed s, seen at)
+        self.ended: Optional[float] = None
+        self.history: dict[str, list[tuple[int, float]]] = {}  # phase -> (requests done, seconds) as the bar moved
+        self.line = "starting"
+
+    def see(self, line: str) -> None:
+        m = _TQDM.search(line)
+        if m is None:
+            self.line = line
+            return
+        kind = "generation" if m.group(1) == "generate_until" else "loglikelihood"
+        done, total, elapsed = int(m.group(3)), int(m.group(4)), _seconds(m.group(5))
+        now = time.time()
+        if self.first_request is None:
+            self.first_request = now - elapsed
+        self.phases[kind] = (done, total, elapsed, now)
+        hist = self.history.setdefault(kind, [(0, 0.0)])
+        if done > hist[-1][0]:
+            hist.append((done, elapsed))
+        self.line = f"{kind} {done}/{total} ({100 * done // max(total, 1)}%)"
+
+    def complete(self, kind: str) -> bool:
+        d, t, _, _ = self.phases.get(kind, (0, 1, 0.0, 0.0))
+        return d >= t
+
+
+class _ProgressEvents:
+    """Executor events -> live progress display and the outcome.
+
+    The estimate is made of requests, read from each child's own progress bars (lm-eval's tqdm
+    lines in its log). lm-eval sends the longest requests first, so a phase's early pace
+    overstates its cost: once one process has finished a phase (loglikelihood, generation), that
+    phase's measured duration is what the others are expected to take (every model runs the same
+    requests); before that, the pace so far. Processes not started yet cost one start-up plus each
+    phase, and are queued on the workers as the executor will. No figure until a request has been
+    timed in every phase seen: never a guess shown as one."""
+
+    def __init__(self, progress: Progress, overall, current, outcome: RunOutcome, processes: list[Process] = (), workers: int = 1):
         self.progress, self.overall, self.current, self.outcome = progress, overall, current, outcome
-        self.running: dict[str, str] = {}
+        self.running: dict[str, _Child] = {}
+        self.finished_children: list[_Child] = []
+        self.total_processes, self.workers = len(processes), max(1, workers)
+        size = processes[0].first.settings.batch_size if processes else 1
+        self.batch = size if isinstance(size, int) and size > 0 else 1  # "auto": unknown, counted as 1
+        self.ended_count = 0
+
+    def _children(self) -> list[_Child]:
+        return [*self.finished_children, *self.running.values()]
+
+    def _phase_seconds(self, kind: str) -> Optional[float]:
+        """A whole phase's duration: measured where a process completed it, else from the pace so
+        far (seconds per request x requests) of those in it; None before its first request."""
+        whole = [el for c in self._children() if c.complete(kind) for d, t, el, _ in [c.phases[kind]]]
+        if whole:
+            return sum(whole) / len(whole)
+        # lm-eval answers a batch at once and then ticks its bar once per request: a bar at 1/16 has
+        # a whole batch done (up to batch_size requests), not one
+        pace = [(el / min(t, -(-d // self.batch) * self.batch)) * t
+                for c in self._children() if kind in c.phases for d, t, el, _ in [c.phases[kind]] if d]
+        return sum(pace) / len(pace) if pace else None
+
+    def _reference(self, kind: str) -> Optional[list[tuple[int, float]]]:
+        """The bar history of the latest process that completed `kind` (None: none has)."""
+        for c in reversed(self._children()):
+            if c.complete(kind) and len(c.history.get(kind, ())) > 1:
+                return c.history[kind]
+        return None
+
+    def _startup(self) -> Optional[float]:
+        starts = [c.first_request - c.started for c in self._children() if c.first_request is not None]
+        return sum(starts) / len(starts) if starts else None
+
+    def estimate(self) -> tuple[Optional[float], int, int]:
+        """(seconds left, requests done, requests in all) over every lm-eval process of the run."""
+        import heapq
+
+        children = self._children()
+        kinds = sorted({k for c in children for k in c.phases})
+        totals = {k: max(c.phases[k][1] for c in children if k in c.phases) for k in kinds}
+        durations = {k: self._phase_seconds(k) for k in kinds}
+        startup = self._startup()
+        tails = [c.ended - c.started - (c.first_request - c.started) - sum(el for _, _, el, _ in c.phases.values())
+                 for c in self.finished_children if c.ended is not None and c.first_request is not None]
+        tail = max(0.0, sum(tails) / len(tails)) if tails else 0.0  # between and after phases: building, scoring, writing
+        pending = max(0, self.total_processes - self.ended_count - len(self.running))
+        done = sum(c.phases.get(k, (0,))[0] for c in children for k in kinds)
+        whole = sum(totals.values()) * (len(children) + pending)
+        known = bool(kinds) and startup is not None and all(v is not None for v in durations.values())
+        # a generation phase not reached by any process yet: its cost is unknown
+        if "generation" not in kinds and not self.finished_children:
+            known = False
+        if not known:
+            return None, done, whole
+        now = time.time()
+        left = []
+        for c in self.running.values():
+            rest = 0.0 if c.first_request is not None else max(0.0, startup - (now - c.started))
+            pace = 1.0  # this process's speed against the reference, carried to its later phases
+            for k in kinds:
+                d, t, el, seen = c.phases.get(k, (0, totals[k], 0.0, now))
+                if d >= t:
+                    continue
+                spent = el + (now - seen) if k in c.phases else 0.0
+                ref = self._reference(k)
+                if ref is not None and d > 0:
+                    # where the finished process was at this many requests, and how much slower or
+                    # faster this one is going: lm-eval's order (longest first) is the same in both
+                    at = _interpolate(ref, d)
+                    pace = min(5.0, max(0.2, spent / at)) if at > 0 else 1.0
+                    rest += max(0.0, ref[-1][1] - at) * pace
+                else:
+                    rest += max(durations[k] * 0.05, durations[k] - spent) if k in c.phases else durations[k] * pace
+            left.append(rest + max(0.0, tail - (now - c.phases[kinds[-1]][3]) if c.complete(kinds[-1]) else tail))
+        workers = [*left, *([0.0] * max(0, self.workers - len(left)))]
+        heapq.heapify(workers)
+        one = startup + sum(durations.values()) + tail
+        for _ in range(pending):  # queued as the executor will: on the first worker free
+            heapq.heappush(workers, heapq.heappop(workers) + one)
+        return (max(workers) if workers else 0.0), done, whole
 
     def _show(self) -> None:
-        label = ", ".join(self.running.values()) or "idle"
-        self.progress.update(self.current, description=label[:90], visible=True)
-        done = sum(len(per) for per in self.outcome.done.values())
-        failed = len(self.outcome.failed)
+        lines = [f"{c.process.first.model.name} │ {c.line[:44]}" for c in self.running.values()]
+        self.progress.update(self.current, description="\n".join(lines) or "idle", visible=True)
+        jobs = sum(len(per) for per in self.outcome.done.values())
+        left, done, whole = self.estimate()
+        req = f"requests {done:,}/{whole:,}" if whole else "requests: starting"
+        failed = f", {len(self.outcome.failed)} failed" if self.outcome.failed else ""
         self.progress.update(
-            self.overall, description=f"jobs: {done} done, {len(self.running)} running, {failed} failed"
+            self.overall, description=f"jobs {jobs}/{next(t.total for t in self.progress.tasks if t.id == self.overall):g}{failed} · lm-eval {len(self.running)} running · {req}",
+            eta=f"~{_clock(left)} left" if left is not None else "left: timing",
         )
 
     def started(self, process: Process) -> None:
-        self.running[process.process_id] = process.label
+        self.running[process.process_id] = _Child(process)
+        self.progress.console.print(f"[bold]lm-eval[/] started {process.label} ({len(self.running) + self.ended_count} of {self.total_processes})")
         self._show()
 
     def output(self, process: Process, line: str) -> None:
-        self.progress.update(self.current, description=f"{process.label[:40]} │ {line[:70]}")
+        child = self.running.get(process.process_id)
+        if child is not None:
+            child.see(line)
+            self._show()
 
     def finished(self, job: Job, record: JobRecord) -> None:
         self.outcome.done[job.model.name][job.benchmark] = record
         self.progress.advance(self.overall)
         self._show()
 
+    def _end(self, process: Process) -> Optional[_Child]:
+        child = self.running.pop(process.process_id, None)
+        self.ended_count += 1
+        if child is not None:
+            child.ended = time.time()
+            # its last bar lines may have come after the last look at its log: a finished process
+            # has sent every request of the phases it began
+            child.phases = {k: (t, t, el, seen) for k, (d, t, el, seen) in child.phases.items()}
+            self.finished_children.append(child)
+        return child
+
     def ended(self, process: Process) -> None:
-        self.running.pop(process.process_id, None)
+        child = self._end(process)
+        took = f" in {_clock(time.time() - child.started)}" if child else ""
+        self.progress.console.print(f"[bold]lm-eval[/] finished {process.label}{took}")
         self._show()
 
     def failed(self, process: Process, message: str) -> None:
-        self.running.pop(process.process_id, None)
+        self._end(process)
         self.outcome.failed.append(message)
         self.progress.console.print(f"[red]failed:[/] {message}")
         self.progress.advance(self.overall, len([j for j in process.jobs if j.job_id not in process.done]))
@@ -329,14 +500,16 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
     if any(j.benchmark == "math_hard" for j in pending):
         check_math_parsers()
 
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}")]
     with Progress(*columns, console=console, disable=quiet) as progress:
         overall = progress.add_task(
             f"{exp.name}: {len(pending)} to run in {len(processes)} lm-eval process(es), {outcome.reused} reused ({executor.name})",
             total=len(refs) * len(exp.benchmarks), completed=outcome.reused + len(outcome.failed),  # published cells count as reused
+            eta="",
         )
-        current = progress.add_task("", total=None, visible=False)
-        executor.run(processes, store, _ProgressEvents(progress, overall, current, outcome))
+        current = progress.add_task("", total=None, visible=False, eta="")
+        workers = getattr(executor, "workers", 1) or 1
+        executor.run(processes, store, _ProgressEvents(progress, overall, current, outcome, processes, workers))
         progress.update(current, visible=False)
 
     record = ExperimentRecord(
