@@ -53,20 +53,61 @@ def demo_config(dest: Path, *, name: str = "demo-test", results: Path | None = N
     return path
 
 
+def shared_once(tmp_path_factory, name: str, build) -> tuple[Path, object]:
+    """`build(folder)` run once per test session, also when pytest-xdist spreads the session over
+    several worker processes: the first worker to ask builds under a file lock in the session's
+    base folder, the others wait and reuse it. Returns (folder, what `build` returned, stored as
+    JSON). The folder is shared: tests take their own copy (`copy_shared`), never write into it."""
+    import json
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's folder
+    folder, done = root / f"shared-{name}", root / f"shared-{name}.json"
+    with FileLock(str(root / f"shared-{name}.lock")):
+        if not done.exists():
+            if folder.exists():  # a worker's build failed: build again (and fail again, visibly)
+                import shutil
+
+                shutil.rmtree(folder)
+            folder.mkdir()
+            done_text = json.dumps(build(folder))
+            done.write_text(done_text)
+    return folder, json.loads(done.read_text())
+
+
+def copy_shared(folder: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(folder, dest, symlinks=True, ignore=shutil.ignore_patterns(".lock"), dirs_exist_ok=True)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> DemoRun:
-    """The whole demo (merge + 3 models x 6 benchmarks through real lm-eval), run once per session."""
-    from evalsuite.cli.main import main
+    """The whole demo (merge + 3 models x 6 benchmarks through real lm-eval), run once per session
+    (`shared_once`); each pytest-xdist worker gets its own copy, whose re-runs reuse every job."""
+    from read_counter import ReadCounts
 
     reuse = os.environ.get("EVALSUITE_TEST_DEMO_CONFIG")  # dev loop: a demo run you already have
     if reuse:
         return DemoRun(Path(reuse))
-    from read_counter import count_reads
 
-    config = demo_config(tmp_path_factory.mktemp("demo"))
-    with count_reads() as reads:  # tests/test_study.py: what the first run read, and how often
-        assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
-    return DemoRun(config, reads)
+    def build(folder: Path) -> list:
+        from evalsuite.cli.main import main
+        from read_counter import count_reads
+
+        config = demo_config(folder)
+        with count_reads() as reads:  # tests/test_study.py: what the first run read, and how often
+            assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+        return [[*key, n] for key, n in reads.opens.items()]
+
+    folder, opens = shared_once(tmp_path_factory, "demo", build)
+    copy = copy_shared(folder, tmp_path_factory.mktemp("demo"))
+    reads = ReadCounts()
+    reads.opens.update({tuple(row[:3]): row[3] for row in opens})
+    return DemoRun(demo_config(copy), reads)
 
 
 NIGHTLY_BENCHMARKS = ["bbh", "gpqa"]
@@ -75,15 +116,20 @@ NIGHTLY_BENCHMARKS = ["bbh", "gpqa"]
 @pytest.fixture(scope="session")
 def nightly_demo(tmp_path_factory):
     """The nightly test config's run (`nightly_config`: the demo's candidate alone, bbh + gpqa, 2
-    documents per task), once per session: (its folder, its experiment record). The folder's
-    `results/` is shared: tests/test_history.py copies its jobs, tests/test_regress.py adds its own
-    runs of other candidates to it (every job of this run is then reused)."""
-    from evalsuite.cli.main import main
+    documents per task), once per session (`shared_once`; a copy per pytest-xdist worker): (its
+    folder, its experiment record). The folder's `results/` is shared by the worker's tests:
+    tests/test_history.py copies its jobs, tests/test_regress.py adds its own runs of other
+    candidates to it (every job of this run is then reused)."""
     from evalsuite.store import Store
 
-    shared = tmp_path_factory.mktemp("nightly-demo")
-    config = nightly_config(shared / "a.yaml", shared / "results")
-    assert main(["run", "--all", "--config", str(config), "--quiet"]) == 0
+    def build(folder: Path) -> None:
+        from evalsuite.cli.main import main
+
+        assert main(["run", "--all", "--config", str(nightly_config(folder / "a.yaml", folder / "results")), "--quiet"]) == 0
+
+    folder, _ = shared_once(tmp_path_factory, "nightly-demo", build)
+    shared = copy_shared(folder, tmp_path_factory.mktemp("nightly-demo"))
+    nightly_config(shared / "a.yaml", shared / "results")  # its paths: the copy's
     return shared, Store(shared / "results").read_experiment("nightly-demo")
 
 
@@ -193,12 +239,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 # is `pytest -m "not slow"`. A test is marked here when it uses a fixture that runs lm-eval; tests
 # that start lm-eval themselves carry the mark in their module.
 E2E_FIXTURES = {"demo_run", "nightly_demo"}
+# fixtures that reach a shared run through request.getfixturevalue (invisible to `fixturenames`)
+E2E_DYNAMIC = {("test_report.py", "demo")}
 
 
 def pytest_collection_modifyitems(config, items):
     slow = pytest.mark.slow
     for item in items:
-        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
+        names = set(getattr(item, "fixturenames", ()))
+        dynamic = {f for module, f in E2E_DYNAMIC if item.path.name == module}
+        if (E2E_FIXTURES | dynamic) & names and item.get_closest_marker("slow") is None:
             item.add_marker(slow)
 
 

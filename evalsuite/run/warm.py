@@ -282,27 +282,30 @@ class Zygote:
             self.close()
 
     def _read(self) -> None:
-        for line in self._proc.stdout:
-            msg = json.loads(line)
-            with self._lock:
-                child = self._children.get(msg["id"])
-            if child is None:
-                continue
-            if "pid" in msg:
-                child.pid = msg["pid"]
+        try:
+            for line in self._proc.stdout:
+                msg = json.loads(line)
+                with self._lock:
+                    child = self._children.get(msg["id"])
+                if child is None:
+                    continue
+                if "pid" in msg:
+                    child.pid = msg["pid"]
+                    child._started.set()
+                    continue
+                child.refused = msg.get("refused")
+                child.returncode = msg.get("returncode")
+                with self._lock:
+                    self._children.pop(msg["id"], None)
+                    if child.refused:
+                        self.refused = child.refused
+                    idle = (self.retired or self.refused) and not self._children
                 child._started.set()
-                continue
-            child.refused = msg.get("refused")
-            child.returncode = msg.get("returncode")
-            with self._lock:
-                self._children.pop(msg["id"], None)
-                if child.refused:
-                    self.refused = child.refused
-                idle = (self.retired or self.refused) and not self._children
-            child._started.set()
-            child._done.set()
-            if idle:
-                self.close()
+                child._done.set()
+                if idle:
+                    self.close()
+        except ValueError:  # close() closed the pipe (the zygote retired while idle)
+            pass
         self.alive = False
         with self._lock:
             for child in self._children.values():
