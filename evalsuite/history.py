@@ -241,7 +241,6 @@ def _connect(results_root: Path, *, create: bool, write: Optional[bool] = None) 
     try:
         if write:
             conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)  # explicit BEGIN/COMMIT
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
         else:
             # read-only. With no -wal/-shm beside it (no writer has it open) SQLite would create them
@@ -267,6 +266,9 @@ def _connect(results_root: Path, *, create: bool, write: Optional[bool] = None) 
                 raise
         elif version > SCHEMA_VERSION:
             raise UserError(f"{path}: history schema {version} is newer than this evalsuite ({SCHEMA_VERSION}); upgrade evalsuite")
+        if write:  # WAL only after the schema and the marker were committed to the file itself (rollback
+            # journal): its header then says evalsuite's even when a kill leaves the WAL unmerged
+            conn.execute("PRAGMA journal_mode=WAL")
     except (sqlite3.DatabaseError, UserError) as exc:
         if conn is not None:
             conn.close()

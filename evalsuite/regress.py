@@ -158,6 +158,32 @@ def comparability(base: RunInfo, cur: RunInfo) -> tuple[list[tuple[str, str, str
 # the gate
 
 
+def describe_machine(machine: Optional[dict]) -> str:
+    """A job record's `machine` in words: "NVIDIA H100 80GB HBM3, CUDA 12.4, cuDNN 90100", "CPU"
+    (no GPU), "not recorded" (an imported or older record)."""
+    if not machine:
+        return "not recorded"
+    if not machine.get("gpu"):
+        return "CPU"
+    parts = [str(machine["gpu"])]
+    parts += [f"{label} {machine[key]}" for key, label in (("cuda", "CUDA"), ("cudnn", "cuDNN")) if machine.get(key)]
+    return ", ".join(parts)
+
+
+def machines(results_root: Path, run: RunInfo) -> list[str]:
+    """The machines a run's jobs ran on (`describe_machine`, each once, sorted); jobs whose record
+    is gone are left out."""
+    from evalsuite.store import Store
+
+    store, found = Store(results_root), set()
+    for job in run.jobs:
+        try:
+            found.add(describe_machine(store.job_record(job.job_id).machine))
+        except (OSError, ValueError, UserError):
+            continue
+    return sorted(found)
+
+
 def _samples(results_root: Path, job: JobEntry) -> Optional[tuple[list[Path], dict[Path, str]]]:
     """The job's per-sample logs and their recorded sha256 (checked while they are read, in the
     same pass), or None when its folder or record is gone or unreadable."""
@@ -202,6 +228,15 @@ def regress(
     for b, c in match_models(base, cur):
         if identities[(b, base.run_id)] != identities[(c, cur.run_id)]:
             report.notes.append(f"{c}: model changed ({identities[(b, base.run_id)]} -> {identities[(c, cur.run_id)]})")
+    # the machine is not identity (the same job on another GPU is the same job), but a gate that
+    # compares numbers says where each run's numbers came from, and says so when that differs
+    seen = {which: machines(results_root, run) for which, run in (("baseline", base), ("current", cur))}
+    if seen["baseline"] == seen["current"]:
+        report.notes.append(f"machine (both runs): {'; '.join(seen['current']) or 'not recorded'}")
+    else:
+        report.notes.append("machine differs: " + ", ".join(
+            f"{which} {'; '.join(found) or 'not recorded'}" for which, found in seen.items())
+            + " (not a drift: kernels can round differently)")
     cells, report.differences = comparability(base, cur)
     if report.differences and not allow_drift:
         return report

@@ -680,7 +680,9 @@ def score_grid(scores: Sequence[ModelScores], suite: Optional[Suite] = None, tit
     grid = Grid(title=title or "Open LLM Leaderboard v2 (normalized)", key="Model", columns=cols)
     for s in scores:
         vals = [s.value(c) for c in cols]
-        grid.add(s.model, ["—" if v is None else f"{v:.2f}" for v in vals], {"model": s.model, **dict(zip(cols, vals))})
+        cells = [f"{s.incomplete[c].present}/{s.incomplete[c].tasks} tasks" if c in s.incomplete
+                 else "—" if v is None else f"{v:.2f}" for c, v in zip(cols, vals)]
+        grid.add(s.model, cells, {"model": s.model, **dict(zip(cols, vals))})
     return grid
 
 

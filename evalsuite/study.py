@@ -14,7 +14,6 @@ The history (`history.record_run`), the CLI tables (`cli/run.py`), `compare`, th
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

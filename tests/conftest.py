@@ -180,6 +180,16 @@ LM_EVAL_PROGRAMS = ("evalsuite.run.lm_eval_main", "evalsuite.run.lm_eval_cli", "
 def pytest_configure(config):
     import tempfile
 
+    # pytest-xdist hands its workers COLUMNS=80; the tests expect what the session itself had (the
+    # CLI lays tables out for $COLUMNS, else 160 columns when not on a terminal)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        columns = os.environ.get("EVALSUITE_TEST_COLUMNS")
+        if columns:
+            os.environ["COLUMNS"] = columns
+        elif columns is not None:
+            os.environ.pop("COLUMNS", None)
+    else:
+        os.environ.setdefault("EVALSUITE_TEST_COLUMNS", os.environ.get("COLUMNS", ""))
     if os.environ.get("EVALSUITE_TEST_STARTS"):  # a nested pytest: the outer session counts
         return
     folder = Path(tempfile.mkdtemp(prefix="evalsuite-test-starts-"))

@@ -5,7 +5,6 @@ assignment on a local cluster given 4 fake GPUs)."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 

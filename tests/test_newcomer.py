@@ -46,7 +46,13 @@ def test_missing_run_names_the_finished_ones(demo_run, tmp_path, capsys):
     assert main(["compare", "--config", str(cfg)]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "no finished run of experiment 'never-run'" in line
-    assert f"{demo_run.exp.name} (--config {demo_run.config})" in line
+    # the config file the run was made with, as its record holds it (a pytest-xdist worker's copy
+    # of the shared demo keeps the original's path)
+    import json
+
+    record = json.loads((demo_run.exp.output.results / "experiments" / f"{demo_run.exp.name}.json").read_text())
+    assert Path(record["config_file"]).name == demo_run.config.name
+    assert f"{demo_run.exp.name} (--config {record['config_file']})" in line
 
 
 def test_score_names_models_as_the_run_did(demo_run, capsys):

@@ -268,3 +268,26 @@ def test_without_sample_logs_the_tolerance_alone_decides(runs, tmp_path):
     assert not bbh.paired and bbh.p_value is None and "tolerance only" in bbh.reason
     assert bbh.status == "regression" and report.exit_code == 1
     assert regress(copy, ids["good"], ids["w"], tolerance=-bbh.delta + 0.01).exit_code == 0
+
+
+@pytest.mark.slow
+def test_the_machine_is_shown_and_another_one_named_but_not_a_drift(runs, tmp_path, capsys):
+    """The machine is no part of a job's identity: the gate names it for both runs, and names
+    both when they differ (a GPU run against a CPU baseline), without calling that a drift."""
+    root, ids = runs
+    assert gate(root, "--baseline", ids["a1"], "--current", ids["a2"]) == 0
+    assert "machine (both runs): CPU" in capsys.readouterr().err
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy)
+    gpu = {"cuda": "12.4", "cudnn": "90100", "gpu": "NVIDIA H100 80GB HBM3"}
+    baseline_jobs = {j.job_id for j in get_run(copy, ids["a1"]).jobs}
+    for job_id in {j.job_id for j in get_run(copy, ids["good"]).jobs} - baseline_jobs:  # as if run on a GPU
+        path = copy / "jobs" / job_id / "job.json"
+        rec = json.loads(path.read_text())
+        rec["machine"] = gpu
+        path.write_text(json.dumps(rec))
+    code = gate(copy, "--baseline", ids["a1"], "--current", ids["good"])
+    err = capsys.readouterr().err
+    assert "machine differs: baseline CPU, current NVIDIA H100 80GB HBM3, CUDA 12.4, cuDNN 90100" in err, err
+    assert "drift" not in err.replace("(not a drift", "")
+    assert code == 0, err

@@ -9,7 +9,6 @@ import io
 import json
 import re
 
-import pytest
 from rich.console import Console
 
 from evalsuite.cli.tables import Grid, fit, to_csv, to_json

@@ -10,7 +10,7 @@ from evalsuite.cli.options import stats_options
 from evalsuite.config import StatsSettings
 
 
-@stats_options("n_boot", "seed", "alpha", alpha={"min": 0.0001, "max": 0.5})
+@stats_options("n_boot", "seed", "alpha", alpha={"max": 0.5})
 def compare(
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
     stats: StatsSettings = StatsSettings(),

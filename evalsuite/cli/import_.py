@@ -51,7 +51,6 @@ def import_(
         for t, n, c, a, remark in rows:
             typer.echo(f"agreement: {t}: {a}/{c} recorded values agree ({n} records){'; ' + remark if remark else ''}", err=True)
         return
-    from rich.console import Console
     from rich.table import Table
 
     from evalsuite.cli.tables import out_console

@@ -28,7 +28,7 @@ def check_regress_options(tolerance: float, junit: Optional[Path]) -> None:
             raise UserError(f"--junit {junit}: {up} is a file, not a folder")
 
 
-@stats_options("n_boot", "seed", "alpha", alpha={"min": 0.0001, "max": 0.5})
+@stats_options("n_boot", "seed", "alpha", alpha={"max": 0.5})
 def regress(
     baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline name (evalsuite baseline set) or run id."),
     current: Optional[str] = typer.Option(None, "--current", help="Run id to check; default: the latest run of the baseline's experiment."),

@@ -20,7 +20,7 @@ def default_published(config: Path) -> Optional[Path]:
     return None
 
 
-@stats_options("n_boot", "seed", "alpha", alpha={"min": 0.0001, "max": 0.5})
+@stats_options("n_boot", "seed", "alpha", alpha={"max": 0.5})
 def report(
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default: REPORTS/<experiment>-<time>.html)."),

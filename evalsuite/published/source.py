@@ -12,7 +12,6 @@ selected and validated whole before anything is re-scored or written.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -277,7 +277,8 @@ def numeric_env(model: ModelRef, job_env: dict[str, str]) -> dict[str, str]:
     import os
 
     out = {name: package_version(name) for name in NUMERIC_PACKAGES}
-    out["attn_implementation"] = attention_implementation(model.local_path or model.pretrained, model.revision)
+    offline = job_env.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    out["attn_implementation"] = attention_implementation(model.local_path or model.pretrained, model.revision, offline=offline)
     out["hub_kernels"] = hub_kernels(job_env.get("USE_HUB_KERNELS", os.environ.get("USE_HUB_KERNELS")))
     return out
 
@@ -290,13 +291,27 @@ def hub_kernels(value: Optional[str]) -> str:
     return "off" if value is not None and value.strip().upper() in {"0", "NO", "FALSE", "OFF", "N"} else "on"
 
 
-@lru_cache(maxsize=None)
-def attention_implementation(pretrained: Union[str, Path], revision: Optional[str] = None) -> str:
+_ATTENTION: dict[tuple[str, Optional[str]], str] = {}
+
+
+def attention_implementation(pretrained: Union[str, Path], revision: Optional[str] = None, *, offline: bool = True) -> str:
     """The attention implementation transformers uses for the model when none is asked (evalsuite
     and lm-eval ask for none): the config's own choice, else `sdpa` where the architecture's class
     supports it, else `eager` (transformers 5 declares Gemma-2 without SDPA; 4.45 swapped SDPA for
-    eager). "unknown" when the model's config.json is not on this machine."""
-    config = _model_config(pretrained, revision)
+    eager). A hub model's config.json comes from the HF cache, else (online) from the hub — the
+    same answer before and after the weights are downloaded, so a job's identity does not change
+    with the cache (`offline`: the cache only). "unknown" only when no config.json can be had (not remembered: asked again)."""
+    key = (str(pretrained), revision)
+    if key not in _ATTENTION:
+        found = _attention_implementation(pretrained, revision, offline)
+        if found == "unknown":
+            return found
+        _ATTENTION[key] = found
+    return _ATTENTION[key]
+
+
+def _attention_implementation(pretrained: Union[str, Path], revision: Optional[str], offline: bool) -> str:
+    config = _model_config(pretrained, revision, offline)
     if config is None:
         return "unknown"
     chosen = config.get("_attn_implementation") or config.get("attn_implementation")
@@ -312,7 +327,7 @@ def attention_implementation(pretrained: Union[str, Path], revision: Optional[st
     return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
 
 
-def _model_config(pretrained: Union[str, Path], revision: Optional[str]) -> Optional[dict]:
+def _model_config(pretrained: Union[str, Path], revision: Optional[str], offline: bool = True) -> Optional[dict]:
     path = Path(str(pretrained)).expanduser() / "config.json"
     try:
         if not path.is_file():
@@ -320,7 +335,14 @@ def _model_config(pretrained: Union[str, Path], revision: Optional[str]) -> Opti
 
             cached = try_to_load_from_cache(str(pretrained), "config.json", revision=revision)
             if not isinstance(cached, str):
-                return None
+                if offline or Path(str(pretrained)).expanduser().exists():
+                    return None
+                from huggingface_hub import hf_hub_download
+
+                try:  # one small file; the weights come later (a failure here fails there, loudly)
+                    cached = hf_hub_download(str(pretrained), "config.json", revision=revision)
+                except Exception:
+                    return None
             path = Path(cached)
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError):
