@@ -436,6 +436,32 @@ def _run_from_rows(conn: sqlite3.Connection, row: sqlite3.Row, *, details: bool 
     )
 
 
+def describe_machine(machine: Optional[dict]) -> str:
+    """A job record's `machine` in words: "NVIDIA H100 80GB HBM3, CUDA 12.4, cuDNN 90100", "CPU"
+    (no GPU), "not recorded" (an imported or older record)."""
+    if not machine:
+        return "not recorded"
+    if not machine.get("gpu"):
+        return "CPU"
+    parts = [str(machine["gpu"])]
+    parts += [f"{label} {machine[key]}" for key, label in (("cuda", "CUDA"), ("cudnn", "cuDNN")) if machine.get(key)]
+    return ", ".join(parts)
+
+
+def machines(results_root: Path, run: RunInfo) -> list[str]:
+    """The machines a run's jobs ran on (`describe_machine`, each once, sorted); jobs whose record
+    is gone are left out."""
+    from evalsuite.store import Store
+
+    store, found = Store(results_root), set()
+    for job in run.jobs:
+        try:
+            found.add(describe_machine(store.job_record(job.job_id).machine))
+        except (OSError, ValueError, UserError):
+            continue
+    return sorted(found)
+
+
 def list_runs(
     results_root: Path,
     *,

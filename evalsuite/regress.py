@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
-from evalsuite.history import JobEntry, RunInfo, get_run, latest_run, resolve_run
+from evalsuite.history import JobEntry, RunInfo, get_run, latest_run, machines, resolve_run
 
 DEFAULT_TOLERANCE = 1.0
 
@@ -156,32 +156,6 @@ def comparability(base: RunInfo, cur: RunInfo) -> tuple[list[tuple[str, str, str
 
 # ---------------------------------------------------------------------------------------------
 # the gate
-
-
-def describe_machine(machine: Optional[dict]) -> str:
-    """A job record's `machine` in words: "NVIDIA H100 80GB HBM3, CUDA 12.4, cuDNN 90100", "CPU"
-    (no GPU), "not recorded" (an imported or older record)."""
-    if not machine:
-        return "not recorded"
-    if not machine.get("gpu"):
-        return "CPU"
-    parts = [str(machine["gpu"])]
-    parts += [f"{label} {machine[key]}" for key, label in (("cuda", "CUDA"), ("cudnn", "cuDNN")) if machine.get(key)]
-    return ", ".join(parts)
-
-
-def machines(results_root: Path, run: RunInfo) -> list[str]:
-    """The machines a run's jobs ran on (`describe_machine`, each once, sorted); jobs whose record
-    is gone are left out."""
-    from evalsuite.store import Store
-
-    store, found = Store(results_root), set()
-    for job in run.jobs:
-        try:
-            found.add(describe_machine(store.job_record(job.job_id).machine))
-        except (OSError, ValueError, UserError):
-            continue
-    return sorted(found)
 
 
 def _samples(results_root: Path, job: JobEntry) -> Optional[tuple[list[Path], dict[Path, str]]]:

@@ -101,6 +101,7 @@ def test_history_cli_table_and_json(demo, tmp_path, capsys):
     (model,) = entry["models"]
     assert model["name"] == "tiny-candidate" and set(model["scores"]) == set(BENCHMARKS)
     assert model["jobs"] == record.jobs["tiny-candidate"]
+    assert entry["machines"] == ["CPU"]  # job.json's machine: no GPU here
     assert main(["history", "--results", str(root), "--model", "tiny-candidate"]) == 0
     out = capsys.readouterr().out
     assert run_id in out and "BBH" in out and "GPQA" in out

@@ -40,7 +40,7 @@ def history(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Only runs that evaluated this model (name)."),
     experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment."),
     limit: Optional[int] = typer.Option(None, "--last", "-n", help="Only the last N runs."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (2 decimals) or json (unrounded, with job ids)."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (2 decimals) or json (unrounded, with job ids and the machines the jobs ran on)."),
     results: Optional[Path] = typer.Option(None, "--results", help=RESULTS_HELP),
     config: Path = typer.Option(Path("evalsuite.yaml"), "--config", "-c", help="Experiment file (for its results folder)."),
 ) -> None:
@@ -52,7 +52,7 @@ def history(
 
       evalsuite history --format json --last 5
     """
-    from evalsuite.history import list_baselines, list_runs
+    from evalsuite.history import list_baselines, list_runs, machines
 
     root = results_root(results, config)
     runs = list_runs(root, experiment=experiment, model=model, limit=limit, details=fmt is Format.json)
@@ -60,7 +60,7 @@ def history(
     for b in list_baselines(root):
         marks.setdefault(b.run_id, []).append(b.name)
     if fmt is Format.json:
-        typer.echo(json.dumps([_run_json(r, marks.get(r.run_id, []), model) for r in runs], indent=2))
+        typer.echo(json.dumps([{**_run_json(r, marks.get(r.run_id, []), model), "machines": machines(root, r)} for r in runs], indent=2))
         return
     from rich.console import Console
     from rich.markup import escape
