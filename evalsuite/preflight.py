@@ -1,8 +1,8 @@
 """What the real study needs from the hub and the disk, checked before the first model loads (in
 `run`'s start-up and in `doctor`): every hub model present at its revision in the HF cache or
 readable on the hub (gated repos included), every leaderboard details repo of a `published:` model
-readable, and free disk for the parents' downloads, the merge and the outputs. Each failure is one
-line with its fix (`doctor.Check`).
+readable, free disk for the parents' downloads, the merge and the outputs, and (on CUDA) GPU memory
+for the largest model. Each failure is one line with its fix (`doctor.Check`).
 
 Online a model's size comes from the hub's file listing (`model_info(files_metadata=True)`), offline
 from its cached snapshot; a model the cache holds needs no more room.
@@ -57,6 +57,9 @@ def model_check(spec: ModelSpec, offline: bool) -> tuple[Check, int]:
         detail, fix = hub_problem(exc, spec.hub, "model", spec.revision)
         return Check(name=name, status="fail", detail=detail, fix=fix), 0
     size = sum(s.size or 0 for s in info.siblings or [] if s.rfilename.endswith(WEIGHTS))
+    stored = getattr(info, "safetensors", None)  # the hub's own count of the weights, by dtype
+    if stored is not None and getattr(stored, "parameters", None):
+        _HUB_PARAMS[(spec.hub, spec.revision)] = {str(k): int(v) for k, v in stored.parameters.items()}
     return Check(name=name, status="ok", detail=f"{spec.hub}@{(info.sha or '?')[:12]}: on the hub, {size / GIB:.1f} GiB to download"), size
 
 
@@ -127,8 +130,86 @@ def disk_check(exp: Experiment, downloads: int) -> Check:
     return Check(name="disk for the study", status="ok", detail=detail)
 
 
+# safetensors dtype names -> bytes a parameter; a config's dtype names -> the same
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+               "F8_E4M3": 1, "F8_E5M2": 1, "float32": 4, "float16": 2, "bfloat16": 2}
+_HUB_PARAMS: dict[tuple[Optional[str], Optional[str]], dict[str, int]] = {}  # (hub id, revision) -> dtype -> count
+
+
+def _stored_params(folder: Path) -> dict[str, int]:
+    """dtype -> parameter count of a folder's safetensors files, from their headers alone (the
+    8-byte length and the JSON header: no tensor is read)."""
+    import json
+    import struct
+
+    out: dict[str, int] = {}
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with f.open("rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(n))
+        except (OSError, ValueError, struct.error):
+            continue
+        for key, t in header.items():
+            if key != "__metadata__" and isinstance(t, dict):
+                count = 1
+                for d in t.get("shape", []):
+                    count *= int(d)
+                out[str(t.get("dtype"))] = out.get(str(t.get("dtype")), 0) + count
+    return out
+
+
+def _model_params(exp: Experiment, spec: ModelSpec) -> dict[str, int]:
+    folder = spec.path or exp.local_models.get(spec.hub or "") or (cached_snapshot(spec.hub, spec.revision) if spec.hub else None)
+    if folder and Path(folder).is_dir():
+        found = _stored_params(Path(folder))
+        if found:
+            return found
+    return _HUB_PARAMS.get((spec.hub, spec.revision), {})
+
+
+def _gpu_free(device: str) -> Optional[tuple[str, int, int]]:
+    """(GPU name, free bytes, total bytes) of the GPU the jobs will use, None without CUDA."""
+    if device == "cpu" or device.startswith("mps"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    index = int(device.split(":", 1)[1]) if device.startswith("cuda:") else 0
+    free, total = torch.cuda.mem_get_info(index)
+    return f"GPU {index} ({torch.cuda.get_device_name(index)})", int(free), int(total)
+
+
+def gpu_check(exp: Experiment) -> Optional[Check]:
+    """GPU memory for the largest model in the dtype it is loaded in (each job holds one model on
+    one GPU): its weights plus 20% for activations and the KV cache at the smallest batch. None
+    where the jobs run on the CPU (or no model's size is known yet)."""
+    gpu = _gpu_free(exp.device)
+    if gpu is None:
+        return None
+    name, free, total = gpu
+    need, biggest = 0, ""
+    for spec in [exp.candidate, *exp.parents]:
+        if spec.published:
+            continue  # imported, not run
+        params = _model_params(exp, spec)
+        if not params and spec.recipe:  # a merge is as large as its largest parent
+            params = max((_model_params(exp, p) for p in exp.parents), key=lambda d: sum(d.values()), default={})
+        weights = sum(n * DTYPE_BYTES.get(spec.dtype if spec.dtype != "auto" else dt, 2) for dt, n in params.items())
+        if weights > need:
+            need, biggest = weights, spec.display_name
+    if not need:
+        return None
+    detail = f"{name}: {free / GIB:.1f} of {total / GIB:.1f} GiB free; {biggest} needs ~{need * 1.2 / GIB:.1f} GiB (weights {need / GIB:.1f} GiB + 20%)"
+    if need * 1.2 > free:
+        return Check(name="GPU memory", status="fail", detail=detail,
+                     fix="free the GPU (another process holds it), use a larger one, or a smaller dtype")
+    return Check(name="GPU memory", status="ok", detail=detail)
+
+
 def study_checks(exp: Experiment) -> list[Check]:
-    """The hub models, the details repos and the disk, in that order."""
+    """The hub models, the details repos, the disk and the GPU's memory, in that order."""
     offline = _offline(exp)
     checks, downloads = [], 0
     for spec in _hub_models(exp):
@@ -141,6 +222,9 @@ def study_checks(exp: Experiment) -> list[Check]:
             if c is not None:
                 checks.append(c)
     checks.append(disk_check(exp, downloads))
+    gpu = gpu_check(exp)
+    if gpu is not None:
+        checks.append(gpu)
     return checks
 
 

@@ -109,3 +109,30 @@ def test_parents_downloaded_with_the_files_a_merge_and_lm_eval_need(hub, tiny_mo
     assert got == sorted(n for n in files if not n.endswith((".bin", ".gguf", ".onnx")))
     assert "model.safetensors" in got and "tokenizer.json" in got and "config.json" in got
     assert not [r for r in hub.requests if r[1].endswith((".bin", ".gguf", ".onnx"))]
+
+
+def test_gpu_memory_for_the_largest_model_in_its_dtype(tiny_models, tmp_path, monkeypatch):
+    """On CUDA: the largest model's weights in the dtype it is loaded in, +20%, against the GPU's
+    free memory (torch.cuda.mem_get_info; faked here, no GPU on this machine)."""
+    import math
+
+    from safetensors import safe_open
+
+    exp = _exp(tmp_path, candidate={"path": str(tiny_models["candidate"]), "dtype": "float32"},
+               parents=[{"path": str(tiny_models["parent_a"])}], device="cuda")
+    counted = 0  # independent count: safetensors' own reader
+    for f in tiny_models["candidate"].glob("*.safetensors"):
+        with safe_open(str(f), framework="pt") as st:
+            counted += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())
+    assert sum(preflight._stored_params(tiny_models["candidate"]).values()) == counted
+    need = counted * 4 * 1.2  # float32, +20%
+    monkeypatch.setattr(preflight, "_gpu_free", lambda device: ("GPU 0 (fake)", int(need * 0.9), 80 * 1024**3))
+    check = preflight.gpu_check(exp)
+    assert check.status == "fail"
+    assert f"weights {counted * 4 / 1024**3:.1f} GiB" in check.detail and check.fix
+    with pytest.raises(UserError, match=r"^GPU memory: GPU 0 \(fake\)"):
+        preflight.check_study(exp)
+    monkeypatch.setattr(preflight, "_gpu_free", lambda device: ("GPU 0 (fake)", int(need * 1.1), 80 * 1024**3))
+    assert preflight.gpu_check(exp).status == "ok"
+    monkeypatch.setattr(preflight, "_gpu_free", lambda device: None)  # the CPU: no check
+    assert preflight.gpu_check(exp) is None
