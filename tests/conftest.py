@@ -164,14 +164,15 @@ def nightly_config(dest: Path, results: Path, *, candidate: dict | None = None) 
 # sitecustomize on PYTHONPATH); `evalsuite.run.local.execute` records each lm-eval process it
 # forks from a warm zygote (EVALSUITE_CHILD_LOG). lm-eval processes = interpreters running lm-eval's
 # CLI (`lm_eval`, `evalsuite.run.lm_eval_main`, `evalsuite.run.lm_eval_cli`) + warm forks.
-# EVALSUITE_TEST_COUNTS=<file> also writes the counts there as JSON (bench/suite.py).
+# EVALSUITE_TEST_COUNTS=<file> also writes the counts there as JSON (bench/suite.py), with the
+# processes per test (pytest's PYTEST_CURRENT_TEST, inherited by every child).
 
 _SITECUSTOMIZE = '''
 import json, os, sys
 _log = os.environ.get("EVALSUITE_TEST_STARTS")
 if _log:
     with open(_log, "a") as _fh:
-        _fh.write(json.dumps(getattr(sys, "orig_argv", sys.argv)) + "\\n")
+        _fh.write(json.dumps([getattr(sys, "orig_argv", sys.argv), os.environ.get("PYTEST_CURRENT_TEST", "")]) + "\\n")
 '''
 
 LM_EVAL_PROGRAMS = ("evalsuite.run.lm_eval_main", "evalsuite.run.lm_eval_cli", "lm_eval")
@@ -220,13 +221,15 @@ def child_counts(folder: Path) -> dict:
         path = folder / name
         return path.read_text().splitlines() if path.exists() else []
 
-    starts = [json.loads(line) for line in lines("starts.jsonl")]
-    programs = collections.Counter(lm_eval_program(argv) for argv in starts)
+    starts = [json.loads(line) for line in lines("starts.jsonl")]  # [argv, the test that started it]
+    programs = collections.Counter(lm_eval_program(argv) for argv, _ in starts)
     programs.pop(None, None)
-    zygotes = sum(1 for argv in starts if "evalsuite.run.warm" in argv)
-    warm = len(lines("warm.tsv"))
-    return {"lm_eval_processes": sum(programs.values()) + warm, "fresh": dict(programs), "warm": warm,
-            "zygotes": zygotes, "python_starts": len(starts)}
+    zygotes = sum(1 for argv, _ in starts if "evalsuite.run.warm" in argv)
+    warm = [line.split("\t") for line in lines("warm.tsv")]  # pid, "warm", test, command
+    by_test = collections.Counter(test.rsplit(" (", 1)[0] for argv, test in starts if lm_eval_program(argv))
+    by_test.update(row[2].rsplit(" (", 1)[0] for row in warm if len(row) > 2)
+    return {"lm_eval_processes": sum(programs.values()) + len(warm), "fresh": dict(programs), "warm": len(warm),
+            "zygotes": zygotes, "python_starts": len(starts), "by_test": dict(by_test.most_common())}
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

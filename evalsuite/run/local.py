@@ -96,7 +96,7 @@ def execute(
                 log.flush()
             elif os.environ.get(CHILD_LOG_ENV):  # the tests' count of lm-eval processes (tests/conftest.py)
                 with open(os.environ[CHILD_LOG_ENV], "a") as fh:
-                    fh.write(f"{proc.pid}\twarm\t{' '.join(args)}\n")
+                    fh.write(f"{proc.pid}\twarm\t{os.environ.get('PYTEST_CURRENT_TEST', '')}\t{' '.join(args)}\n")
         if proc is None:
             proc = subprocess.Popen(
                 [*launcher, *args], stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
