@@ -48,7 +48,9 @@ def processes(results: Path) -> list[dict]:
             if b and stamp is not None:
                 start = phase_start.setdefault(b.group(1), stamp)
                 lines.append((start + clock(b.group(2)), raw.strip()))
-        seen[key] = dict(name=rec["model"], start=rec["started"], end=rec["finished"], lines=sorted(lines), process=key)
+        ident = rec.get("identity") or {}
+        seen[key] = dict(name=rec["model"], start=rec["started"], end=rec["finished"], lines=sorted(lines), process=key,
+                         device=ident.get("device", "cpu"), threads=ident.get("threads"))
     return sorted(seen.values(), key=lambda p: p["start"])
 
 
@@ -68,8 +70,9 @@ def replay(results: Path, every: float, workers: int, batch: int) -> list[tuple[
         def advance(self, *a, **k): ...
 
     fake = [SimpleNamespace(process_id=p["process"], label=p["name"],
-                            first=SimpleNamespace(model=SimpleNamespace(name=p["name"]), settings=SimpleNamespace(batch_size=batch)),
-                            jobs=[]) for p in procs]
+                            first=SimpleNamespace(model=SimpleNamespace(name=p["name"], device=p["device"]),
+                                                  settings=SimpleNamespace(batch_size=batch, threads=p["threads"])),
+                            jobs=[]) for p in procs]  # device and threads as the run had them (the CPU's crowding)
     events = runner._ProgressEvents(Bar(), 0, 1, SimpleNamespace(done={}, failed=[]), fake, workers)
     timeline = [(p["start"], "start", i, None) for i, p in enumerate(procs)] + [(p["end"], "end", i, None) for i, p in enumerate(procs)]
     timeline += [(t, "line", i, line) for i, p in enumerate(procs) for t, line in p["lines"]]

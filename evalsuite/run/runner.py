@@ -7,6 +7,7 @@ written under the results folder.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -282,6 +283,26 @@ class _ProgressEvents:
         size = processes[0].first.settings.batch_size if processes else 1
         self.batch = size if isinstance(size, int) and size > 0 else 1  # "auto": unknown, counted as 1
         self.ended_count = 0
+        # on the CPU, processes running at once share the cores: each runs at 1/slowdown(k) of its
+        # speed alone (torch takes every core unless `threads` is set); on GPUs each has its own
+        first = processes[0].first if processes else None
+        cpu = str(getattr(getattr(first, "model", None), "device", "cpu")).startswith("cpu")
+        cores = os.cpu_count() or 1
+        threads = getattr(getattr(first, "settings", None), "threads", None) or cores
+        self.share = threads / cores if cpu else 0.0
+
+    def slowdown(self, k: float) -> float:
+        """How much slower a process runs with k processes (itself included) running at once."""
+        return max(1.0, k * self.share)
+
+    def _crowd(self, child: _Child, now: float) -> float:
+        """The average number of processes that ran beside `child` (itself included) over its life."""
+        end = child.ended or now
+        life = end - child.started
+        if life <= 0:
+            return 1.0
+        beside = sum(max(0.0, min(end, o.ended or now) - max(child.started, o.started)) for o in self._children() if o is not child)
+        return 1.0 + beside / life
 
     def _children(self) -> list[_Child]:
         return [*self.finished_children, *self.running.values()]
@@ -298,10 +319,10 @@ class _ProgressEvents:
                 for c in self._children() if kind in c.phases for d, t, el, _ in [c.phases[kind]] if d]
         return sum(pace) / len(pace) if pace else None
 
-    def _reference(self, kind: str) -> Optional[list[tuple[int, float]]]:
-        """The bar history of the latest process that completed `kind` (None: none has)."""
+    def _reference(self, kind: str, other_than: Optional[_Child] = None) -> Optional[list[tuple[int, float]]]:
+        """The bar history of the latest process (not `other_than`) that completed `kind` (None: none has)."""
         for c in reversed(self._children()):
-            if c.complete(kind) and len(c.history.get(kind, ())) > 1:
+            if c is not other_than and c.complete(kind) and len(c.history.get(kind, ())) > 1:
                 return c.history[kind]
         return None
 
@@ -311,10 +332,8 @@ class _ProgressEvents:
 
     def estimate(self) -> tuple[Optional[float], int, int]:
         """(seconds left, requests done, requests in all) over every lm-eval process of the run."""
-        import heapq
-
         children = self._children()
-        kinds = sorted({k for c in children for k in c.phases})
+        kinds = list(dict.fromkeys(k for c in children for k in c.phases))  # in the order lm-eval ran them
         totals = {k: max(c.phases[k][1] for c in children if k in c.phases) for k in kinds}
         durations = {k: self._phase_seconds(k) for k in kinds}
         startup = self._startup()
@@ -331,31 +350,61 @@ class _ProgressEvents:
         if not known:
             return None, done, whole
         now = time.time()
+        # the measured durations are seconds under the crowd the measured processes had: work in
+        # seconds alone is duration / slowdown(that crowd)
+        measured = self.finished_children or list(self.running.values())
+        ref_slow = self.slowdown(sum(self._crowd(c, now) for c in measured) / len(measured))
         left = []
         for c in self.running.values():
-            rest = 0.0 if c.first_request is not None else max(0.0, startup - (now - c.started))
-            pace = 1.0  # this process's speed against the reference, carried to its later phases
+            # what is left, in two kinds of seconds: under the reference's crowd (the measured
+            # durations as they are) and under its own (scaled by its own pace, measured on it)
+            by_ref = 0.0 if c.first_request is not None else max(0.0, startup - (now - c.started))
+            by_own, pace = 0.0, None  # pace: this process's speed against the reference, carried to its later phases
             for k in kinds:
                 d, t, el, seen = c.phases.get(k, (0, totals[k], 0.0, now))
-                if d >= t:
+                ref = self._reference(k, other_than=c)
+                if d >= t:  # done: its time against the reference's is this process's pace
+                    if ref is not None and ref[-1][1] > 0 and el > 0:
+                        pace = min(5.0, max(0.2, el / ref[-1][1]))
                     continue
                 spent = el + (now - seen) if k in c.phases else 0.0
-                ref = self._reference(k)
-                if ref is not None and d > 0:
+                at = _interpolate(ref, d) if ref is not None and d > 0 else 0.0
+                if at > 0:
                     # where the finished process was at this many requests, and how much slower or
                     # faster this one is going: lm-eval's order (longest first) is the same in both
-                    at = _interpolate(ref, d)
-                    pace = min(5.0, max(0.2, spent / at)) if at > 0 else 1.0
-                    rest += max(0.0, ref[-1][1] - at) * pace
+                    pace = min(5.0, max(0.2, spent / at))
+                    by_own += max(0.0, ref[-1][1] - at) * pace
+                elif k in c.phases and pace is not None:
+                    by_own += max(durations[k] * pace * 0.05, durations[k] * pace - spent)
+                elif k in c.phases:
+                    by_ref += max(durations[k] * 0.05, durations[k] - spent)
+                elif pace is not None:
+                    by_own += durations[k] * pace
                 else:
-                    rest += max(durations[k] * 0.05, durations[k] - spent) if k in c.phases else durations[k] * pace
-            left.append(rest + max(0.0, tail - (now - c.phases[kinds[-1]][3]) if c.complete(kinds[-1]) else tail))
-        workers = [*left, *([0.0] * max(0, self.workers - len(left)))]
-        heapq.heapify(workers)
-        one = startup + sum(durations.values()) + tail
-        for _ in range(pending):  # queued as the executor will: on the first worker free
-            heapq.heappush(workers, heapq.heappop(workers) + one)
-        return (max(workers) if workers else 0.0), done, whole
+                    by_ref += durations[k]
+            tail_left = max(0.0, tail - (now - c.phases[kinds[-1]][3])) if c.complete(kinds[-1]) else tail
+            if pace is not None:
+                by_own += tail_left * pace
+            else:
+                by_ref += tail_left
+            left.append(by_ref / ref_slow + by_own / self.slowdown(self._crowd(c, now)))
+        one = (startup + sum(durations.values()) + tail) / ref_slow
+        return self._finish_time(left, [one] * pending), done, whole
+
+    def _finish_time(self, running: list[float], pending: list[float]) -> float:
+        """When the last process ends: `running` and `pending` in seconds of work alone; the pending
+        ones start on the first worker free, as the executor starts them; while k run at once each
+        goes at 1/slowdown(k)."""
+        active, queue, clock = list(running), list(pending), 0.0
+        while len(active) < self.workers and queue:
+            active.append(queue.pop(0))
+        while active:
+            step = min(active)
+            clock += step * self.slowdown(len(active))
+            active = [w - step for w in active if w - step > 1e-9]
+            while len(active) < self.workers and queue:
+                active.append(queue.pop(0))
+        return clock
 
     def _show(self) -> None:
         lines = [f"{c.process.first.model.name} │ {c.line[:44]}" for c in self.running.values()]
