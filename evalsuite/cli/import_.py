@@ -1,4 +1,4 @@
-"""`evalsuite import`: published per-sample details -> re-scored evalsuite jobs (evalsuite/details.py)."""
+"""`evalsuite import`: published per-sample details -> re-scored evalsuite jobs (evalsuite/published/importer.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def import_(
     Example:  evalsuite import open-llm-leaderboard/google__gemma-2-9b-it-details --name gemma-2-9b-it
     """
     from evalsuite import score as sc
-    from evalsuite.details import agreement_rows, import_details
+    from evalsuite.published.importer import agreement_rows, import_details
     from evalsuite.store import Store
     from evalsuite.study import load_study
 

@@ -155,9 +155,9 @@ def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], i
 
 def _import_published(ref: ModelRef, exp: Experiment, store: Store, console: Console, outcome: RunOutcome, prepared=None) -> None:
     """A `published:` model: its results are the leaderboard's details, imported once (re-scored
-    with this lm-eval, stored as ordinary jobs: evalsuite.details) and reused after; no model is
+    with this lm-eval, stored as ordinary jobs: evalsuite.published.importer) and reused after; no model is
     loaded. A benchmark the details lack is a failed cell."""
-    from evalsuite.details import import_details
+    from evalsuite.published.importer import import_details
 
     res = import_details(ref.published, ref.name, store, revision=ref.revision, record=False, prepared=prepared)
     ref.identity = res.identity
@@ -450,9 +450,9 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
 
 
 def prepare_published(exp: Experiment) -> dict:
-    """model name -> its `published:` source selected and validated whole (evalsuite.details.
+    """model name -> its `published:` source selected and validated whole (evalsuite.published.importer.
     prepare_source), so that a missing or damaged source is refused before anything is written."""
-    from evalsuite.details import prepare_source
+    from evalsuite.published.importer import prepare_source
 
     return {m.display_name: prepare_source(m.published, revision=m.revision)
             for m in exp.models if m.published is not None}

@@ -695,7 +695,7 @@ def limit_overrides(exp, model: str, limit: int, merged: Optional[Path]) -> tupl
 
 def reference_side(source: Optional[str], spec, store, suite: Suite, benchmarks: Sequence[str]) -> Side:
     """The reference: `source` (a details repo id or a folder), or the details repo derived from
-    the model's hub id. Repo ids and details folders go through `evalsuite.details.import_details`
+    the model's hub id. Repo ids and details folders go through `evalsuite.published.importer.import_details`
     when this checkout has it; folders of job folders are read as they are."""
     model = spec.display_name
     expect = sanitize_model(spec.hub) if spec.hub else None
@@ -737,7 +737,7 @@ def _looks_like_repo(source: str) -> bool:
 
 def _importer():
     try:
-        from evalsuite.details import import_details
+        from evalsuite.published.importer import import_details
     except ImportError:
         return None
     return import_details
