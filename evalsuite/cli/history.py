@@ -52,7 +52,7 @@ def history(
 
       evalsuite history --format json --last 5
     """
-    from evalsuite.history import list_baselines, list_runs, machines
+    from evalsuite.history.runs import list_baselines, list_runs, machines
 
     root = results_root(results, config)
     runs = list_runs(root, experiment=experiment, model=model, limit=limit, details=fmt is Format.json)

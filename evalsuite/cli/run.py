@@ -65,7 +65,7 @@ def run(
     outcome = run_experiment(exp, console=console, quiet=quiet)
     study = outcome.study
     if any(outcome.done.values()):
-        from evalsuite.history import record_run
+        from evalsuite.history.runs import record_run
 
         run_id = record_run(study.store.root, study, failed=outcome.failed)
         console.print(f"history: recorded run {run_id} ({study.store.root / 'history.sqlite'})")

@@ -430,7 +430,7 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     for sub in ("jobs", "cache", "merged"):  # a symlink out of results/ is refused before any work
         inside(store.root, sub)
     store.experiment_file(exp.name)
-    from evalsuite.history import check_history_file
+    from evalsuite.history.runs import check_history_file
 
     check_history_file(store.root)  # a history.sqlite of another program is refused before any work
     published = prepare_published(exp)  # every `published:` source selected and validated, before results/ exists
