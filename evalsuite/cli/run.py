@@ -59,10 +59,11 @@ def run(
     refuse_sweep_file(config)
     exp = load_experiment(config, overrides)
 
+    from evalsuite.published import importer
     from evalsuite.run.runner import run_experiment
 
     console = Console(stderr=True, quiet=quiet)
-    outcome = run_experiment(exp, console=console, quiet=quiet)
+    outcome = run_experiment(exp, console=console, quiet=quiet, importer=importer)
     study = outcome.study
     if any(outcome.done.values()):
         from evalsuite.history.runs import record_run
