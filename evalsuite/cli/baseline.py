@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from evalsuite.cli.history import RESULTS_HELP, results_root
+from evalsuite.cli.options import RESULTS_HELP, results_root
 
 app = typer.Typer(no_args_is_help=True, help="Name recorded runs as baselines for `evalsuite regress`.")
 

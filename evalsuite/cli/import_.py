@@ -31,13 +31,10 @@ def import_(
     from evalsuite.store import Store
     from evalsuite.study import load_study
 
-    if config is not None:
-        from evalsuite.config import load_experiment
+    from evalsuite.cli.options import results_root
+    from evalsuite.config import load_experiment
 
-        root = Path(load_experiment(config).output.results)
-    else:
-        root = Path("results")
-    store = Store(root)
+    store = Store(results_root(None, config, load_experiment(config) if config is not None else None))
     result = import_details(source, name, store, run=run)
     # its jobs were hashed by the import (stored now, or checked when reused): scored from the study
     study = load_study(store, store.read_experiment(name), verified={r.job_id for r in result.jobs.values()})

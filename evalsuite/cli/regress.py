@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from evalsuite.cli.history import RESULTS_HELP, experiment_for, results_root
-from evalsuite.cli.options import stats_options
+from evalsuite.cli.options import RESULTS_HELP, experiment_for, results_root, stats_options
 from evalsuite.config import StatsSettings
 
 

@@ -153,6 +153,12 @@ def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], i
     ]
 
 
+def evaluated_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], include_path: Optional[Path],
+                   nltk_dir: Optional[Path]) -> list[Job]:
+    """The jobs lm-eval runs: every model's but the `published:` ones' (imported, not evaluated)."""
+    return plan_jobs(exp, [r for r in refs if not r.published], data_ids, include_path, nltk_dir)
+
+
 class PublishedImporter(Protocol):
     """What a run needs of the import of published details: `evalsuite.published.importer` (the
     module itself fits), passed by the caller of `run_experiment`, so that run/ does not import the
@@ -501,7 +507,7 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
     for ref in refs:
         if ref.published:
             _import_published(ref, exp, store, console, outcome, importer, (published or {}).get(ref.name))
-    jobs = plan_jobs(exp, [r for r in refs if not r.published], data_ids, include_path, nltk_dir)
+    jobs = evaluated_jobs(exp, refs, data_ids, include_path, nltk_dir)
     for job in jobs:
         rec = store.finished_job(job.job_id, job.identity)
         if rec is not None:
