@@ -19,7 +19,7 @@ from evalsuite.hub import HUB_ID
 from evalsuite.schema import Harness, StartMode, TaskIndex
 from evalsuite.suite import load_suite
 
-from evalsuite.names import SAFE_NAME, name_problem  # noqa: E402,F401  the one name rule (names become file names)
+from evalsuite.names import ExperimentName, name_problem  # noqa: E402  the one name rule (names become file names)
 
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
 GIT_SHA = re.compile(r"^[0-9a-f]{40}\Z")
@@ -181,7 +181,7 @@ class StatsSettings(_Strict):
 
 
 class Experiment(_Strict):
-    name: str
+    name: ExperimentName
     candidate: ModelSpec
     parents: list[ModelSpec] = Field(default_factory=list)
     benchmarks: list[str] = Field(default_factory=lambda: list(load_suite().ids))
@@ -202,13 +202,6 @@ class Experiment(_Strict):
     # parents always on every document); exclusive with `limit`
     samples: Optional[dict[str, dict[str, list[int]]]] = Field(default=None, exclude=True)
     source_file: Optional[Path] = Field(default=None, exclude=True)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if problem := name_problem(v, "experiment name"):
-            raise ValueError(problem)
-        return v
 
     @field_validator("benchmarks")
     @classmethod

@@ -151,7 +151,8 @@ def numeric_environment(exp: Experiment) -> list[Check]:
     """The numeric environment every job's identity holds (torch, transformers, tokenizers and
     kernels versions, hub kernels; evalsuite.run.jobs.numeric_env) and the machine's CUDA, cuDNN
     and GPU, each against what the leaderboard ran where that is known (docs/fidelity.md)."""
-    from evalsuite.run.jobs import NUMERIC_PACKAGES, hub_kernels, machine_info, package_version
+    from evalsuite.lm_eval_api import package_version
+    from evalsuite.run.jobs import NUMERIC_PACKAGES, hub_kernels, machine_info
 
     out = []
     for pkg in NUMERIC_PACKAGES:

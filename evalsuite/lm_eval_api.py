@@ -20,9 +20,11 @@ lm-eval is imported only inside the functions (importing it costs seconds).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,6 +34,9 @@ from evalsuite.errors import UserError
 DATE = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?"
 SAMPLES_NAME = re.compile(rf"^samples_(?P<task>.+)_(?P<date>{DATE})\.jsonl$")
 RESULTS_NAME = re.compile(rf"^results_(?P<date>{DATE})\.json$")
+PROCESS_RESULTS = "process_results_"  # lm-eval's whole results file of a shared process, kept beside
+# The keys of lm-eval's results file that map task names to values.
+PER_TASK_KEYS = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes")
 
 
 def leaderboard_dir() -> Path:
@@ -157,3 +162,33 @@ def aggregate(acc: dict, groups: dict, bootstrap_iters: int = 100000) -> dict:
 
     with quiet_lm_eval():
         return _process_results(acc, groups, bootstrap_iters=bootstrap_iters)._to_eval_results()
+
+
+# ---------------------------------------------------------------------------------------------
+# the installed packages' versions and the installed task code (parts of every job's identity)
+
+
+@lru_cache(maxsize=1)
+def lm_eval_version() -> str:
+    return package_version("lm_eval")
+
+
+@lru_cache(maxsize=None)
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+@lru_cache(maxsize=1)
+def task_files_hash() -> str:
+    """Content hash of the installed lm-eval leaderboard task files (YAML and Python hooks)."""
+    root = leaderboard_dir()
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in {".yaml", ".py", ""} and "__pycache__" not in p.parts:
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]

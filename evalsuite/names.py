@@ -40,14 +40,16 @@ def check_name(value: object, what: str = "name") -> str:
     return value  # type: ignore[return-value]
 
 
-def _validated(what: str):
+def safe_name(what: str = "name"):
+    """The pydantic type of a name field: text that keeps the one name rule, a failure naming `what`
+    (e.g. "experiment name")."""
     def check(value: str) -> str:
         problem = name_problem(value, what)
         if problem is not None:
             raise ValueError(problem)
         return value
-    return check
+    return Annotated[str, AfterValidator(check)]
 
 
-SafeName = Annotated[str, AfterValidator(_validated("name"))]
-ExperimentName = Annotated[str, AfterValidator(_validated("experiment name"))]
+SafeName = safe_name("name")
+ExperimentName = safe_name("experiment name")

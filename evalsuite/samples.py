@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -244,3 +244,22 @@ def read_benchmark_samples(bench: Benchmark, files: Sequence[Path], sha256: Opti
     sha256 = sha256 or {}
     return {t: read_samples(by_task[t], metrics, t, sha256.get(by_task[t])) for t in bench.leaf_tasks}
 
+
+# ---------------------------------------------------------------------------------------------
+# one sample record's fields (the per-sample browser and verify read them)
+
+
+def record_args(rec: dict) -> list[list[Any]]:
+    """A sample record's request arguments, one list per request (prompt, then continuation or
+    generation kwargs)."""
+    args = rec.get("arguments")
+    if isinstance(args, dict):  # lm-eval 0.4 logs {"gen_args_0": {"arg_0": ..., "arg_1": ...}, ...}
+        return [list(v.values()) if isinstance(v, dict) else [v] for v in args.values()]
+    if isinstance(args, list):
+        return [a if isinstance(a, list) else [a] for a in args]
+    return []
+
+
+def prompt_of(rec: dict) -> str:
+    args = record_args(rec)
+    return str(args[0][0]) if args and args[0] else ""

@@ -367,7 +367,7 @@ def test_cli_compare_and_report_before_any_run(command, tiny_models, tmp_path, c
 
 
 def test_cli_regress_unknown_baseline(tmp_path, capsys):
-    from evalsuite.history import _connect
+    from evalsuite.history.runs import _connect
 
     root = tmp_path / "store"
     _connect(root, create=True).close()  # a history with no runs and no baselines

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalsuite.card import ROWS, Card, markdown_table, render
+from evalsuite.published.card import ROWS, Card, markdown_table, render
 from evalsuite.cli.main import main
 
 FEW_SHOT = {"IFEval (0-Shot)": 0, "BBH (3-Shot)": 3, "MATH Lvl 5 (4-Shot)": 4, "GPQA (0-shot)": 0,
@@ -39,7 +39,7 @@ def _table(body: str) -> dict[str, str]:
 
 
 def _expected(demo_run, model: str):
-    """`evalsuite.score` on the model's job folders of the stored run, independently of evalsuite.card."""
+    """`evalsuite.score` on the model's job folders of the stored run, independently of evalsuite.published.card."""
     from evalsuite.score import load_results_as, score_model
 
     store = demo_run.store
@@ -66,7 +66,7 @@ def _expected_values(scores, parser: str) -> dict[str, float]:
 
 
 def test_table_layout_is_the_bots():
-    # the bot's table of ZeroXClem/Llama-3.1-8B-AthenaSky-MegaMix (see evalsuite/card.py): the
+    # the bot's table of ZeroXClem/Llama-3.1-8B-AthenaSky-MegaMix (see evalsuite/published/card.py): the
     # same values must give the same text, byte for byte
     values = dict(zip([r.benchmark for r in ROWS], [63.01, 31.39, 27.95, 3.69, 6.90, 27.82]))
     card = Card(model="m", experiment="e", hub=None, harness="leaderboard", math_parser="math-verify", values=values)
@@ -98,7 +98,7 @@ def test_missing_benchmark_dash_and_no_average():
 
 
 def test_math_parser_picks_its_score():
-    from evalsuite.card import card_from_scores
+    from evalsuite.published.card import card_from_scores
     from evalsuite.score import ModelScores, Score
 
     def score(sid, bench, value, in_average=True, label=None):

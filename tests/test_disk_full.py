@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 
 from evalsuite.cli.main import main
-from evalsuite.history import list_runs
+from evalsuite.history.runs import list_runs
 from evalsuite.store import Store
 
 from conftest import nightly_config

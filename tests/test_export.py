@@ -31,11 +31,11 @@ def _records(path: Path) -> dict[int, dict]:
 
 
 def test_export_import_round_trip(demo_run, tmp_path, capsys):
-    from evalsuite.details import import_details
+    from evalsuite.published.importer import import_details
     from evalsuite.samples import SAMPLES_NAME
     from evalsuite.store import Store
     from evalsuite.study import load_study
-    from evalsuite.verify import stored_runs
+    from evalsuite.published.verify import stored_runs
 
     out = tmp_path / "details"
     code = main(["export", "--config", str(demo_run.config), "--model", MERGE, "--out", str(out)])
@@ -82,10 +82,10 @@ def test_upstream_layout_merges_the_jobs_results(demo_run, tmp_path):
     """harness upstream stores one lm-eval results file per job: the export merges them task by
     task. Simulated on copies of the demo's jobs with their shared-process fields removed (the
     per-job results files hold exactly their own tasks, as an upstream job's does)."""
-    from evalsuite.details import import_details
+    from evalsuite.published.importer import import_details
     from evalsuite.export import export_run
     from evalsuite.store import Store
-    from evalsuite.verify import stored_runs
+    from evalsuite.published.verify import stored_runs
 
     stored = stored_runs(demo_run.store, demo_run.exp.name, MERGE)
     for job in stored.runs[MERGE].values():

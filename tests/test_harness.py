@@ -406,12 +406,12 @@ def test_published_parents_leave_one_lm_eval_process_for_the_reference_study():
     process (the candidate's six benchmarks) instead of three (18 jobs in upstream terms)."""
     from evalsuite.config import load_experiment
     from evalsuite.schema import ModelRef
-    from evalsuite.run.runner import plan_jobs, plan_processes
+    from evalsuite.run.runner import evaluated_jobs, plan_processes
 
     exp = load_experiment(REPO / "evalsuite-published.yaml")
     refs = [ModelRef(name=m.display_name, role="parent", pretrained=m.published or m.hub, identity=f"x:{m.display_name}", dtype="bfloat16",
                      device="cuda", published=m.published) for m in exp.models]
     assert [r.name for r in refs if r.published] == ["Delirium-v1", "Emu_Eggs-9B-Model_Stock"]
     data_ids = {b: f"hub:repo-of-{b}@{'0' * 40}" for b in exp.benchmarks}
-    (only,) = plan_processes(plan_jobs(exp, [r for r in refs if not r.published], data_ids, None, None), set(), None)
+    (only,) = plan_processes(evaluated_jobs(exp, refs, data_ids, None, None), set(), None)
     assert only.first.model.name == "Gemmaslerp2-9B" and len(only.jobs) == 6

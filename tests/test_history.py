@@ -17,7 +17,7 @@ import pytest
 
 from evalsuite.cli.main import main
 from evalsuite.errors import UserError
-from evalsuite.history import db_path, get_run, list_baselines, list_runs, record_run
+from evalsuite.history.runs import db_path, get_run, list_baselines, list_runs, record_run
 from evalsuite.report.plots import trend_figure, trend_png
 from evalsuite.store import Store
 
@@ -167,7 +167,7 @@ def test_a_damaged_job_records_nothing(demo, tmp_path):
 CHILD = """
 import sys, time
 from pathlib import Path
-from evalsuite.history import record_run
+from evalsuite.history.runs import record_run
 from evalsuite.schema import ExperimentRecord
 
 root, record_file, kill_at, marker = sys.argv[1:5]

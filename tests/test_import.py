@@ -111,7 +111,7 @@ def _listing(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def imported(details, tmp_path_factory):
-    from evalsuite.details import import_details
+    from evalsuite.published.importer import import_details
     from evalsuite.store import Store
 
     store = Store(tmp_path_factory.mktemp("imp") / "results")
@@ -159,7 +159,7 @@ def test_stored_jobs_are_ordinary_jobs(real_run, imported):
 
 
 def test_reimport_reuses_the_jobs(details, imported):
-    from evalsuite.details import import_details
+    from evalsuite.published.importer import import_details
 
     store, first = imported
     again = import_details(str(details), "pub", store)
@@ -196,7 +196,7 @@ def test_table_output(details, tmp_path, capsys):
 
 def test_run_option_picks_an_older_run(details, tmp_path, real_run):
     """Two runs side by side: the genuine files, and the same files under an older date id."""
-    from evalsuite.details import import_details
+    from evalsuite.published.importer import import_details
     from evalsuite.store import Store
 
     two = tmp_path / "two"
@@ -230,7 +230,7 @@ def test_old_math_parser_rescored_to_both(details, tmp_path, real_run):
     `exact_match` is compared with the recomputed Math-Verify verdict (as for the HF fork's main)
     and the original parser is filled in, equal to what the real run computed. GENUINE files of an
     original-parser lm-eval (0.4.8 / 0.4.5): `test_genuine_old_math_*` below."""
-    from evalsuite.details import MATH_OLD_NOTE, import_details
+    from evalsuite.published.importer import MATH_OLD_NOTE, import_details
     from evalsuite.score import score_paths
     from evalsuite.store import Store
 
@@ -275,7 +275,7 @@ def test_old_math_parser_rescored_to_both(details, tmp_path, real_run):
 
 def test_html_in_outputs_is_data(details, tmp_path):
     """One MATH response and one IFEval response get a `<script>` prefix (resps and filtered_resps)."""
-    from evalsuite.details import import_details
+    from evalsuite.published.importer import import_details
     from evalsuite.store import Store
 
     src = tmp_path / "html"
@@ -342,7 +342,7 @@ def in_memory(real_run, tmp_path_factory) -> Path:
 
 
 def test_in_memory_form(in_memory, tmp_path):
-    from evalsuite.details import import_details
+    from evalsuite.published.importer import import_details
     from evalsuite.score import score_paths
     from evalsuite.store import Store
 
@@ -456,7 +456,7 @@ def _jsonl(path: Path) -> list[dict]:
 @pytest.fixture(scope="module", params=sorted(OLD_MATH))
 def old_math(request, tmp_path_factory):
     """(version, store, import result) of the genuine folder, imported into a fresh results folder."""
-    from evalsuite.details import import_details
+    from evalsuite.published.importer import import_details
     from evalsuite.store import Store
 
     store = Store(tmp_path_factory.mktemp(f"old_math_{request.param}") / "results")
@@ -486,7 +486,7 @@ def test_genuine_old_math_fixture_is_what_it_claims(old_math):
 def test_genuine_old_math_rescored_with_full_agreement(old_math):
     """Every record re-scored by 0.4.13's MATH code: the recorded exact_match (original parser)
     equals the recomputed exact_match_original on every record; Math-Verify's is filled in."""
-    from evalsuite.details import MATH_OLD_NOTE
+    from evalsuite.published.importer import MATH_OLD_NOTE
     from evalsuite.store import Store
 
     version, store, result = old_math
@@ -576,7 +576,7 @@ def test_fork_main_details_rescore_with_full_agreement_and_math_verify_as_record
     0.4.13's recomputed ones. Its MATH files are task version 2.0 with Math-Verify's `exact_match`
     (its `process_results` calls `verify(`): compared with the recomputed Math-Verify verdict, not
     with the original parser, which is filled in."""
-    from evalsuite.details import MATH_OLD_NOTE, import_details
+    from evalsuite.published.importer import MATH_OLD_NOTE, import_details
     from evalsuite.score import score_paths
     from evalsuite.store import Store
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from evalsuite.cli.history import RESULTS_HELP, results_root
+from evalsuite.cli.options import RESULTS_HELP, results_root
 
 app = typer.Typer(no_args_is_help=True, help="Name recorded runs as baselines for `evalsuite regress`.")
 
@@ -29,7 +29,7 @@ def set_(
 
       evalsuite baseline set release-1 --run 20261126T181502Z-3fa9c1
     """
-    from evalsuite.history import list_baselines, set_baseline
+    from evalsuite.history.runs import list_baselines, set_baseline
 
     root = results_root(results, config)
     if if_missing:
@@ -54,7 +54,7 @@ def list_(
 
       evalsuite baseline list --config examples/demo.yaml   # the demo's results folder
     """
-    from evalsuite.history import get_run, list_baselines
+    from evalsuite.history.runs import get_run, list_baselines
 
     root = results_root(results, config)
     baselines = list_baselines(root)

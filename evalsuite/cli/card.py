@@ -30,7 +30,7 @@ def card(
 
       evalsuite card --model Gemmaslerp2-9B --math-parser original --out card.md
     """
-    from evalsuite.card import MATH_PARSERS, load_card, render
+    from evalsuite.published.card import MATH_PARSERS, load_card, render
     from evalsuite.config import load_experiment
     from evalsuite.errors import UserError
     from evalsuite.store import atomic_write_text

@@ -10,30 +10,12 @@ from typing import Optional
 
 import typer
 
+from evalsuite.cli.options import RESULTS_HELP, results_root
+
 
 class Format(str, Enum):
     table = "table"
     json = "json"
-
-
-RESULTS_HELP = "Results folder (default: output.results of --config, else ./results)."
-
-
-def experiment_for(results: Optional[Path], config: Path):
-    """The experiment file, when the results folder comes from it (no --results; the file exists)."""
-    if results is not None or not config.is_file():
-        return None
-    from evalsuite.config import load_experiment
-
-    return load_experiment(config)
-
-
-def results_root(results: Optional[Path], config: Path, exp=None) -> Path:
-    """The results folder: --results, else the config's output.results, else ./results."""
-    if results is not None:
-        return results
-    exp = exp or experiment_for(results, config)
-    return Path(exp.output.results) if exp is not None else Path("results")
 
 
 def history(
@@ -52,7 +34,7 @@ def history(
 
       evalsuite history --format json --last 5
     """
-    from evalsuite.history import list_baselines, list_runs, machines
+    from evalsuite.history.runs import list_baselines, list_runs, machines
 
     root = results_root(results, config)
     runs = list_runs(root, experiment=experiment, model=model, limit=limit, details=fmt is Format.json)

@@ -1,4 +1,4 @@
-"""`evalsuite import`: published per-sample details -> re-scored evalsuite jobs (evalsuite/details.py)."""
+"""`evalsuite import`: published per-sample details -> re-scored evalsuite jobs (evalsuite/published/importer.py)."""
 
 from __future__ import annotations
 
@@ -27,17 +27,14 @@ def import_(
     Example:  evalsuite import open-llm-leaderboard/google__gemma-2-9b-it-details --name gemma-2-9b-it
     """
     from evalsuite import score as sc
-    from evalsuite.details import agreement_rows, import_details
+    from evalsuite.published.importer import agreement_rows, import_details
     from evalsuite.store import Store
     from evalsuite.study import load_study
 
-    if config is not None:
-        from evalsuite.config import load_experiment
+    from evalsuite.cli.options import results_root
+    from evalsuite.config import load_experiment
 
-        root = Path(load_experiment(config).output.results)
-    else:
-        root = Path("results")
-    store = Store(root)
+    store = Store(results_root(None, config, load_experiment(config) if config is not None else None))
     result = import_details(source, name, store, run=run)
     # its jobs were hashed by the import (stored now, or checked when reused): scored from the study
     study = load_study(store, store.read_experiment(name), verified={r.job_id for r in result.jobs.values()})

@@ -50,12 +50,9 @@ COMMANDS: dict[str, str] = {
 
 def _register() -> None:
     import importlib
-    import importlib.util
 
     for name, target in COMMANDS.items():
         module, func = target.split(":")
-        if importlib.util.find_spec(module) is None:
-            continue  # command not built in this checkout
         obj = getattr(importlib.import_module(module), func)
         if isinstance(obj, typer.Typer):
             app.add_typer(obj, name=name)

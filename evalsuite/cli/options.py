@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import annotated_types
 import typer
@@ -81,3 +82,24 @@ def stats_options(*fields: str, **overrides: dict[str, Any]) -> Callable:
     """Options for the `StatsSettings` fields named (all by default); `overrides[field]` adds or
     changes keyword arguments of that field's `typer.Option` (a narrower range, say)."""
     return model_options(StatsSettings, "stats", fields, overrides)
+
+
+RESULTS_HELP = "Results folder (default: output.results of --config, else ./results)."
+
+
+def experiment_for(results: Optional[Path], config: Optional[Path]):
+    """The experiment file, when the results folder comes from it (no --results; the file exists)."""
+    if results is not None or config is None or not config.is_file():
+        return None
+    from evalsuite.config import load_experiment
+
+    return load_experiment(config)
+
+
+def results_root(results: Optional[Path], config: Optional[Path], exp=None) -> Path:
+    """The results folder of every command that reads or writes one: --results, else the
+    experiment's (`exp`, else the --config file's) output.results, else ./results."""
+    if results is not None:
+        return results
+    exp = exp or experiment_for(results, config)
+    return Path(exp.output.results) if exp is not None else Path("results")

@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from evalsuite.cli.history import RESULTS_HELP, experiment_for, results_root
-from evalsuite.cli.options import stats_options
+from evalsuite.cli.options import RESULTS_HELP, experiment_for, results_root, stats_options
 from evalsuite.config import StatsSettings
 
 
@@ -53,7 +52,7 @@ def regress(
     """
     from rich.console import Console
 
-    from evalsuite.regress import junit_xml, regress as run_gate, render_table
+    from evalsuite.history.regress import junit_xml, regress as run_gate, render_table
     from evalsuite.store import atomic_write_text
 
     check_regress_options(tolerance, junit)  # before anything is read or written

@@ -51,7 +51,7 @@ def report(
 
     exp = load_experiment(config)
     if published == "hub":
-        from evalsuite.report.published import contents_from_hub
+        from evalsuite.published.contents import contents_from_hub
 
         published = str(contents_from_hub())
     if published is not None and not Path(published).is_file():

@@ -59,13 +59,14 @@ def run(
     refuse_sweep_file(config)
     exp = load_experiment(config, overrides)
 
+    from evalsuite.published import importer
     from evalsuite.run.runner import run_experiment
 
     console = Console(stderr=True, quiet=quiet)
-    outcome = run_experiment(exp, console=console, quiet=quiet)
+    outcome = run_experiment(exp, console=console, quiet=quiet, importer=importer)
     study = outcome.study
     if any(outcome.done.values()):
-        from evalsuite.history import record_run
+        from evalsuite.history.runs import record_run
 
         run_id = record_run(study.store.root, study, failed=outcome.failed)
         console.print(f"history: recorded run {run_id} ({study.store.root / 'history.sqlite'})")

@@ -53,7 +53,7 @@ def verify(
 
       evalsuite verify --model gemma-2-9b-it --limit 5  # run 5 docs/task, check
     """
-    from evalsuite import verify as vf
+    from evalsuite.published import verify as vf
     from evalsuite.config import load_experiment
     from evalsuite.store import Store
     from evalsuite.suite import load_suite
@@ -96,8 +96,9 @@ def _limited_run(exp, config: Path, model: str, limit: int, quiet: bool):
     """Run only `model` (see verify.limit_overrides) with `limit` documents per task."""
     from rich.console import Console
 
-    from evalsuite import verify as vf
+    from evalsuite.published import verify as vf
     from evalsuite.config import load_experiment
+    from evalsuite.published import importer
     from evalsuite.run.runner import merged_dir, run_experiment
     from evalsuite.store import Store
 
@@ -107,7 +108,7 @@ def _limited_run(exp, config: Path, model: str, limit: int, quiet: bool):
     run_exp = load_experiment(config, overrides)
     console = Console(stderr=True, quiet=quiet)
     console.print(f"verify: running {how} with limit {limit} (experiment {run_exp.name})")
-    outcome = run_experiment(run_exp, console=console, quiet=quiet)
+    outcome = run_experiment(run_exp, console=console, quiet=quiet, importer=importer)
     if not outcome.ok:
         for line in outcome.failed:
             typer.echo(f"failed: {line}", err=True)

@@ -97,7 +97,7 @@ def resolve_model(spec: ModelSpec, exp: Experiment, role: str, *, merged: Option
         trust_remote_code=spec.trust_remote_code,
     )
     what = f"{role} {spec.display_name}"
-    if spec.published is not None:  # identity set when the details are imported (evalsuite.details)
+    if spec.published is not None:  # identity set when the details are imported (evalsuite.published.importer)
         return ModelRef(pretrained=spec.published, revision=spec.revision, identity=f"published:{spec.published}",
                         published=spec.published, **common)
     if spec.recipe is not None:

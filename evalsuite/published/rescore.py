@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from evalsuite.errors import UserError
 from evalsuite.lm_eval_api import aggregate, build_group
 from evalsuite.published.source import Selection, records
-from evalsuite.run.local import PER_TASK_KEYS
+from evalsuite.lm_eval_api import PER_TASK_KEYS
 from evalsuite.store import Store
 from evalsuite.suite import Benchmark
 

@@ -19,8 +19,7 @@ from typing import Any, Iterator, Optional
 
 from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID_AT, env_offline, snapshot
-from evalsuite.lm_eval_api import RESULTS_NAME, SAMPLES_NAME
-from evalsuite.run.local import PER_TASK_KEYS
+from evalsuite.lm_eval_api import PER_TASK_KEYS, RESULTS_NAME, SAMPLES_NAME
 from evalsuite.store import file_sha256
 from evalsuite.suite import Benchmark, Suite
 from evalsuite.textio import NotUtf8, loads, read_json

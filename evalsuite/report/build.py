@@ -21,8 +21,9 @@ from evalsuite.compare import Comparison
 from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
 from evalsuite.paths import inside
+from evalsuite.published.contents import PublishedRow
 from evalsuite.report import plots
-from evalsuite.report.published import PublishedRow, match_published, read_published
+from evalsuite.report.published import match_published, read_published
 from evalsuite.report.samples import disagreements
 from evalsuite.score import table_columns
 from evalsuite.study import Study, compare_study, read_study

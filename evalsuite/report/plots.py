@@ -151,7 +151,7 @@ def sweep_lines(labels: Sequence[str], series: Mapping[str, Sequence[float]], lo
 def trend_figure(results_root: Path, experiment: str, *, model: Optional[str] = None) -> Figure:
     """A matplotlib Figure: each benchmark's normalized score over the experiment's recorded runs
     (one panel per benchmark, one line per model, error bars = standard errors)."""
-    from evalsuite.history import db_path, list_runs
+    from evalsuite.history.runs import db_path, list_runs
     from evalsuite.suite import load_suite
 
     runs = list_runs(results_root, experiment=experiment, model=model)

@@ -7,12 +7,12 @@ Model outputs are untrusted text: they are only ever passed to the template as p
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from pydantic import BaseModel
 
-from evalsuite.samples import pair_docs, read_records
+from evalsuite.samples import pair_docs, prompt_of, read_records, record_args
 from evalsuite.suite import Suite
 
 if TYPE_CHECKING:
@@ -57,24 +57,10 @@ def _cut_head(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n[… {len(text) - limit:,} more characters not shown]"
 
 
-def _args(rec: dict) -> list[list[Any]]:
-    args = rec.get("arguments")
-    if isinstance(args, dict):  # lm-eval 0.4 logs {"gen_args_0": {"arg_0": ..., "arg_1": ...}, ...}
-        return [list(v.values()) if isinstance(v, dict) else [v] for v in args.values()]
-    if isinstance(args, list):
-        return [a if isinstance(a, list) else [a] for a in args]
-    return []
-
-
-def prompt_of(rec: dict) -> str:
-    args = _args(rec)
-    return str(args[0][0]) if args and args[0] else ""
-
-
 def output_of(rec: dict, metric: str) -> str:
     """What the model answered: its generation, or for multiple choice each choice's
     log-likelihood with the one picked (length-normalized for acc_norm, as lm-eval does)."""
-    args = _args(rec)
+    args = record_args(rec)
     resps = rec.get("filtered_resps") or rec.get("resps") or []
     if args and len(args[0]) > 1 and isinstance(args[0][1], dict) or not args:  # generation
         first = resps[0] if resps else ""

@@ -26,6 +26,7 @@ from typing import Optional, Union
 from pydantic import BaseModel
 
 from evalsuite.config import Backend
+from evalsuite.lm_eval_api import lm_eval_version, package_version, task_files_hash
 from evalsuite.schema import Harness, ModelRef, StartMode, TaskIndex
 
 SEEDS = "0,1234,1234,1234"  # lm-eval's defaults (random, numpy, torch, fewshot), made explicit
@@ -379,21 +380,6 @@ def samples_digest(samples: dict[str, list[int]]) -> str:
 
 
 @lru_cache(maxsize=1)
-def lm_eval_version() -> str:
-    return package_version("lm_eval")
-
-
-@lru_cache(maxsize=None)
-def package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-@lru_cache(maxsize=1)
 def harness_code_hash() -> str:
     """Content hash of evalsuite's code that `harness: leaderboard` runs inside lm-eval (the
     registered model and GPQA's order): a change to it is a new job."""
@@ -401,17 +387,4 @@ def harness_code_hash() -> str:
     h = hashlib.sha256()
     for name in ("leaderboard_lm.py", "gpqa_order.py"):
         h.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-@lru_cache(maxsize=1)
-def task_files_hash() -> str:
-    """Content hash of the installed lm-eval leaderboard task files (YAML and Python hooks)."""
-    from evalsuite.lm_eval_api import leaderboard_dir
-
-    root = leaderboard_dir()
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix in {".yaml", ".py", ""} and "__pycache__" not in p.parts:
-            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]

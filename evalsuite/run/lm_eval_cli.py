@@ -12,12 +12,17 @@ def prepare() -> None:
     import evalsuite.run.leaderboard_lm  # noqa: F401  (registers --model hf-leaderboard)
 
 
-def main() -> int:
-    prepare()
+def evaluate() -> int:
+    """lm-eval's own command line on `sys.argv` (shown as `lm_eval`): its exit status."""
     from lm_eval.__main__ import cli_evaluate
 
     sys.argv[0] = "lm_eval"
     return cli_evaluate() or 0
+
+
+def main() -> int:
+    prepare()
+    return evaluate()
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def quiet_intended_overrides() -> None:
 
 
 def main() -> int:
-    from evalsuite.run.lm_eval_cli import prepare
+    from evalsuite.run.lm_eval_cli import evaluate, prepare
 
     prepare()
     if os.environ.get(FULL_INDEX_ENV) != "1":
@@ -82,10 +82,7 @@ def main() -> int:
     from evalsuite.faults import install_lm_eval_points
 
     install_lm_eval_points()
-    from lm_eval.__main__ import cli_evaluate
-
-    sys.argv[0] = "lm_eval"
-    return cli_evaluate() or 0
+    return evaluate()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Callable, Optional, Protocol
 from pydantic import BaseModel
 
 from evalsuite.faults import checkpoint
+from evalsuite.lm_eval_api import PER_TASK_KEYS, PROCESS_RESULTS
 from evalsuite.run.jobs import CLI_MODULE, Job, JobSettings, Process, machine_info
 from evalsuite.run.lm_eval_main import FULL_INDEX_ENV
 from evalsuite.run.warm import CHILD_LOG_ENV, POOL, RUN_PID_ENV, die_with_parent, modeling_module
@@ -191,9 +192,6 @@ def chosen_batch_sizes(results) -> Optional[list[int]]:
     return [int(x) for x in sizes if isinstance(x, (int, float))] or None
 
 
-PROCESS_RESULTS = "process_results_"  # lm-eval's whole results file of a shared process, kept beside
-
-
 def split(workdir: Path, results: Path, job: Job, dest: Path, data: Optional[dict] = None) -> tuple[str, list[str], list[str]]:
     """One job's share of a shared process's output, into the job folder `dest`: the results file
     restricted to the job's benchmark (its group and leaf tasks, under every per-task key), its
@@ -226,10 +224,6 @@ def split(workdir: Path, results: Path, job: Job, dest: Path, data: Optional[dic
     for name in ("command.sh", "lm_eval.log"):
         shutil.copyfile(workdir / name, dest / name)
     return rel_results, samples, [rel_whole]
-
-
-# The keys of lm-eval's results file that map task names to values.
-PER_TASK_KEYS = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes")
 
 
 def _record(process: Process, job: Job, ex: Execution, results_file: str, samples: list[str], extra: Optional[list[str]] = None) -> JobRecord:

@@ -11,7 +11,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 from rich.console import Console
@@ -154,13 +154,29 @@ def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], i
     ]
 
 
-def _import_published(ref: ModelRef, exp: Experiment, store: Store, console: Console, outcome: RunOutcome, prepared=None) -> None:
-    """A `published:` model: its results are the leaderboard's details, imported once (re-scored
-    with this lm-eval, stored as ordinary jobs: evalsuite.details) and reused after; no model is
-    loaded. A benchmark the details lack is a failed cell."""
-    from evalsuite.details import import_details
+def evaluated_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], include_path: Optional[Path],
+                   nltk_dir: Optional[Path]) -> list[Job]:
+    """The jobs lm-eval runs: every model's but the `published:` ones' (imported, not evaluated)."""
+    return plan_jobs(exp, [r for r in refs if not r.published], data_ids, include_path, nltk_dir)
 
-    res = import_details(ref.published, ref.name, store, revision=ref.revision, record=False, prepared=prepared)
+
+class PublishedImporter(Protocol):
+    """What a run needs of the import of published details: `evalsuite.published.importer` (the
+    module itself fits), passed by the caller of `run_experiment`, so that run/ does not import the
+    published package (which builds on run/'s neighbours: store, lm_eval_api)."""
+
+    def prepare_source(self, source: str, run: Optional[str] = None, revision: Optional[str] = None) -> Any: ...
+
+    def import_details(self, source: str, name: str, store: Store, run: Optional[str] = None, revision: Optional[str] = None,
+                       record: bool = True, prepared: Any = None) -> Any: ...
+
+
+def _import_published(ref: ModelRef, exp: Experiment, store: Store, console: Console, outcome: RunOutcome,
+                      importer: PublishedImporter, prepared=None) -> None:
+    """A `published:` model: its results are the leaderboard's details, imported once (re-scored
+    with this lm-eval, stored as ordinary jobs: evalsuite.published.importer) and reused after; no model is
+    loaded. A benchmark the details lack is a failed cell."""
+    res = importer.import_details(ref.published, ref.name, store, revision=ref.revision, record=False, prepared=prepared)
     ref.identity = res.identity
     for bench in exp.benchmarks:
         rec = res.jobs.get(bench)
@@ -468,7 +484,10 @@ def make_executor(exp: Experiment):
     return LocalExecutor(workers=exp.executor.workers)
 
 
-def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet: bool = False) -> RunOutcome:
+def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet: bool = False,
+                   importer: Optional[PublishedImporter] = None) -> RunOutcome:
+    """Run (or reuse) every job of the experiment. `importer`: the import of published details
+    (`evalsuite.published.importer`), needed when a model is `published:`."""
     console = console or Console(stderr=True, quiet=quiet)
     store = Store(Path(exp.output.results))
     data_ids = check_data(exp)
@@ -479,10 +498,10 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     for sub in ("jobs", "cache", "merged"):  # a symlink out of results/ is refused before any work
         inside(store.root, sub)
     store.experiment_file(exp.name)
-    from evalsuite.history import check_history_file
+    from evalsuite.history.runs import check_history_file
 
     check_history_file(store.root)  # a history.sqlite of another program is refused before any work
-    published = prepare_published(exp)  # every `published:` source selected and validated, before results/ exists
+    published = prepare_published(exp, importer)  # every `published:` source selected and validated, before results/ exists
     if exp.candidate.recipe is not None:
         merged_dir(store, exp)
     if exp.executor.name == "local" and not all(m.published for m in [exp.candidate, *exp.parents]):
@@ -495,20 +514,20 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
             if ref.trust_remote_code:
                 say = Console(stderr=True) if console.quiet else console  # a security warning survives --quiet
                 say.print(f"[yellow]warning:[/] {ref.name}: trust_remote_code is on — the model's own Python code will run")
-        return _run_jobs(exp, store, executor, refs, data_ids, console, quiet, published)
+        return _run_jobs(exp, store, executor, refs, data_ids, console, quiet, published, importer)
 
 
-def prepare_published(exp: Experiment) -> dict:
-    """model name -> its `published:` source selected and validated whole (evalsuite.details.
+def prepare_published(exp: Experiment, importer: Optional[PublishedImporter]) -> dict:
+    """model name -> its `published:` source selected and validated whole (evalsuite.published.importer.
     prepare_source), so that a missing or damaged source is refused before anything is written."""
-    from evalsuite.details import prepare_source
-
-    return {m.display_name: prepare_source(m.published, revision=m.revision)
-            for m in exp.models if m.published is not None}
+    published = [m for m in exp.models if m.published is not None]
+    if published and importer is None:
+        raise ValueError("run_experiment: a published: model needs importer=evalsuite.published.importer")
+    return {m.display_name: importer.prepare_source(m.published, revision=m.revision) for m in published}
 
 
 def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], data_ids: dict[str, str], console: Console, quiet: bool,
-              published: Optional[dict] = None) -> RunOutcome:
+              published: Optional[dict] = None, importer: Optional[PublishedImporter] = None) -> RunOutcome:
     from evalsuite import data
 
     # lm-eval task overrides: the mirror's folders, or the hub datasets at their resolved commits
@@ -536,8 +555,8 @@ def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], dat
     outcome = RunOutcome(experiment=exp.name, models=refs, done={r.name: {} for r in refs})
     for ref in refs:
         if ref.published:
-            _import_published(ref, exp, store, console, outcome, (published or {}).get(ref.name))
-    jobs = plan_jobs(exp, [r for r in refs if not r.published], data_ids, include_path, nltk_dir)
+            _import_published(ref, exp, store, console, outcome, importer, (published or {}).get(ref.name))
+    jobs = evaluated_jobs(exp, refs, data_ids, include_path, nltk_dir)
     for job in jobs:
         rec = store.finished_job(job.job_id, job.identity)
         if rec is not None:

@@ -31,11 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from evalsuite.config import Dtype, Experiment, ModelSpec, _resolve_paths, check_files, read_yaml_file, validate_file_data
 from evalsuite.errors import UserError
-from evalsuite.names import name_problem
+from evalsuite.names import safe_name
 from evalsuite.textio import read_text
 
 Strategy = Literal["halving", "full"]
 DEFAULT_ROUNDS = (0.125, 0.25, 0.5)  # share of each task's documents seen after each round; then all
+
+CandidateName = safe_name("candidate name")
+SweepName = safe_name("sweep name")
 
 
 class _Strict(BaseModel):
@@ -45,16 +48,9 @@ class _Strict(BaseModel):
 class CandidateSpec(_Strict):
     """One explicit candidate: the base recipe with some values `set`, or a whole `recipe`."""
 
-    name: str
+    name: CandidateName
     set: dict[str, Any] = Field(default_factory=dict)
     recipe: Optional[Path] = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if problem := name_problem(v, "candidate name"):
-            raise ValueError(problem)
-        return v
 
     @model_validator(mode="after")
     def _one(self) -> "CandidateSpec":
@@ -72,7 +68,7 @@ class MergedSettings(_Strict):
 
 
 class SweepSettings(_Strict):
-    name: str
+    name: SweepName
     parents: list[dict[str, Any]] = Field(min_length=1)  # validated as ModelSpecs by the experiment
     recipe: Optional[Path] = None
     grid: dict[str, list[Any]] = Field(default_factory=dict)
@@ -85,13 +81,6 @@ class SweepSettings(_Strict):
     seed: int = 0
     n_resamples: int = Field(default=9999, ge=99)  # the paired permutation test's random sign flips
     keep: bool = False  # keep every merged candidate (else each is deleted after its jobs)
-
-    @field_validator("name")
-    @classmethod
-    def _sweep_name(cls, v: str) -> str:
-        if problem := name_problem(v, "sweep name"):
-            raise ValueError(problem)
-        return v
 
     @field_validator("rounds")
     @classmethod

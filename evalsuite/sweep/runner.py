@@ -29,6 +29,7 @@ from evalsuite.config import Experiment, ModelSpec
 from evalsuite.errors import UserError
 from evalsuite.faults import checkpoint
 from evalsuite.paths import inside
+from evalsuite.published import importer
 from evalsuite.run.runner import RunOutcome, run_experiment
 from evalsuite.store import JobRecord, Store, atomic_write_text
 from evalsuite.suite import Benchmark, load_suite
@@ -151,7 +152,7 @@ class _Driver:
 
     # -- steps ----------------------------------------------------------------------------------
     def run_parents(self, rec: SweepRecord) -> RunOutcome:
-        outcome = run_experiment(self.sweep.base, console=self.console, quiet=self.quiet)
+        outcome = run_experiment(self.sweep.base, console=self.console, quiet=self.quiet, importer=importer)
         if not outcome.ok:
             raise SweepFailed("; ".join(outcome.failed))
         rec.parents = {m: {b: r.job_id for b, r in per.items()} for m, per in outcome.done.items()}
@@ -222,7 +223,7 @@ class _Driver:
                 crec.plan_file = f"plans/{cand.name}.json"
         else:
             self.check_disk(cand)
-            outcome = run_experiment(exp, console=self.console, quiet=self.quiet)
+            outcome = run_experiment(exp, console=self.console, quiet=self.quiet, importer=importer)
             if not outcome.ok:
                 raise SweepFailed("; ".join(outcome.failed))
             jobs = outcome.done[cand.name]

@@ -43,11 +43,10 @@ from pydantic import BaseModel
 
 from evalsuite.errors import UserError
 from evalsuite.names import check_name
-from evalsuite.lm_eval_api import build_task, task_manager
+from evalsuite.lm_eval_api import PROCESS_RESULTS, build_task, lm_eval_version, package_version, task_files_hash, task_manager
 from evalsuite.published.rescore import (MATH_OLD_NOTE, TaskAgreement, benchmark_results, first_doc,  # noqa: F401
                                          nltk_for_ifeval, recorded_math_verify, rescore_task)
 from evalsuite.published.source import Selection, fetch_hub, files_identity, parse_hub_id, select_run, validate
-from evalsuite.run.local import PROCESS_RESULTS  # the source's whole results file is kept beside, as a shared process's
 from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef
 from evalsuite.store import Store
 from evalsuite.suite import Benchmark, Suite, load_suite
@@ -70,8 +69,6 @@ class ImportResult(BaseModel):
 
 
 def job_identity(model_identity: str, bench: Benchmark, run: str) -> dict:
-    from evalsuite.run.jobs import lm_eval_version, package_version, task_files_hash
-
     return {
         "model": model_identity,
         "task": bench.group,
@@ -149,8 +146,6 @@ def import_details(source: str, name: str, store: Store, run: Optional[str] = No
     also write the experiment record `experiments/<name>.json` (`evalsuite import`; an experiment
     with a `published:` model records it in its own record instead). `prepared`: the source as
     `prepare_source` validated it already (an experiment checks its sources before any write)."""
-    from evalsuite.run.jobs import lm_eval_version
-
     suite = suite or load_suite()
     check_name(name, "--name")
     if record:
@@ -220,8 +215,6 @@ def _stored_agreement(store: Store, rec: JobRecord) -> dict[str, TaskAgreement]:
 
 def _rescore_benchmark(sel: Selection, bench: Benchmark, tm, store: Store, name: str, source: str, job_id: str,
                        identity: dict, model_identity: str, where: str) -> tuple[Path, JobRecord, dict[str, TaskAgreement]]:
-    from evalsuite.run.jobs import lm_eval_version
-
     started = time.time()
     tmp = store.new_job_dir(job_id)
     try:

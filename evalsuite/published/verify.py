@@ -44,7 +44,7 @@ import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
 from evalsuite.config import StatsSettings
-from evalsuite.samples import SAMPLES_NAME, TaskDocs, metrics_needed, read_records, read_samples
+from evalsuite.samples import SAMPLES_NAME, TaskDocs, metrics_needed, prompt_of, read_records, read_samples, record_args
 from evalsuite.stats import _rng, bootstrap_score, interval
 from evalsuite.errors import UserError
 from evalsuite.study import Study, job_record
@@ -387,12 +387,6 @@ class Verification(BaseModel):
 # the comparison
 
 
-def _args(rec: dict) -> list[list[Any]]:
-    from evalsuite.report.samples import _args as args_of
-
-    return args_of(rec)
-
-
 def _records(docs: TaskDocs, positions: Sequence[int]) -> Iterator[dict]:
     """Full records at `positions` (indices into docs), in that order, BATCH lines at a time."""
     for k in range(0, len(positions), BATCH):
@@ -403,7 +397,7 @@ def _records(docs: TaskDocs, positions: Sequence[int]) -> Iterator[dict]:
 
 
 def _kind(rec: dict) -> Literal["multiple_choice", "generate_until"]:
-    args = _args(rec)
+    args = record_args(rec)
     return "generate_until" if not args or (len(args[0]) > 1 and isinstance(args[0][1], dict)) else "multiple_choice"
 
 
@@ -423,7 +417,7 @@ def _loglikelihoods(rec: dict) -> Optional[list[float]]:
 def _pick(rec: dict, lls: list[float], norm: bool, delimiter: str) -> int:
     if not norm:
         return int(np.argmax(lls))
-    conts = [str(a[1]) if len(a) > 1 else "" for a in _args(rec)]
+    conts = [str(a[1]) if len(a) > 1 else "" for a in record_args(rec)]
     lengths = [max(1, len(c) - len(delimiter) if c.startswith(delimiter) else len(c)) for c in conts]
     if len(lengths) != len(lls):
         return int(np.argmax(lls))
@@ -438,8 +432,6 @@ def _as_text(x: Any) -> Any:
 
 
 def _prompt_hash(rec: dict) -> str:
-    from evalsuite.report.samples import prompt_of
-
     h = rec.get("prompt_hash")
     return str(h) if h else hashlib.sha256(prompt_of(rec).encode("utf-8")).hexdigest()
 
@@ -457,8 +449,6 @@ def prompt_diff(local: str, reference: str, lines: int = DIFF_LINES, width: int 
 
 
 def check_task(bench: Benchmark, task: str, local: TaskDocs, ref: TaskDocs, local_cfg: Optional[dict], ref_cfg: Optional[dict]) -> TaskCheck:
-    from evalsuite.report.samples import prompt_of
-
     _, ia, ib = np.intersect1d(local.doc_ids, ref.doc_ids, assume_unique=True, return_indices=True)
     metric_names = [m.split(",", 1)[0] for m in metrics_needed(bench)]
     norm = bench.metrics[0].split(",", 1)[0].startswith("acc_norm")
@@ -695,7 +685,7 @@ def limit_overrides(exp, model: str, limit: int, merged: Optional[Path]) -> tupl
 
 def reference_side(source: Optional[str], spec, store, suite: Suite, benchmarks: Sequence[str]) -> Side:
     """The reference: `source` (a details repo id or a folder), or the details repo derived from
-    the model's hub id. Repo ids and details folders go through `evalsuite.details.import_details`
+    the model's hub id. Repo ids and details folders go through `evalsuite.published.importer.import_details`
     when this checkout has it; folders of job folders are read as they are."""
     model = spec.display_name
     expect = sanitize_model(spec.hub) if spec.hub else None
@@ -737,7 +727,7 @@ def _looks_like_repo(source: str) -> bool:
 
 def _importer():
     try:
-        from evalsuite.details import import_details
+        from evalsuite.published.importer import import_details
     except ImportError:
         return None
     return import_details

@@ -16,8 +16,8 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -226,6 +226,19 @@ def check_history_file(results_root: Path) -> None:
         raise _not_ours(path, "an SQLite file of another program: no evalsuite tables")
 
 
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT; on any failure (COMMIT's too) ROLLBACK and raise again."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _connect(results_root: Path, *, create: bool, write: Optional[bool] = None) -> sqlite3.Connection:
     """The history, recognised as evalsuite's first (`check_history_file`). `create`: make it when
     absent (recording a run); `write` (default: `create`): open it for writing, else read-only
@@ -253,17 +266,11 @@ def _connect(results_root: Path, *, create: bool, write: Optional[bool] = None) 
         conn.row_factory = sqlite3.Row
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and write:
-            conn.execute("BEGIN IMMEDIATE")
-            try:  # one statement at a time: executescript would COMMIT on its own
+            with _transaction(conn):  # one statement at a time: executescript would COMMIT on its own
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
-                    conn.execute("ROLLBACK")
-                raise
         elif version > SCHEMA_VERSION:
             raise UserError(f"{path}: history schema {version} is newer than this evalsuite ({SCHEMA_VERSION}); upgrade evalsuite")
         if write:  # WAL only after the schema and the marker were committed to the file itself (rollback
@@ -358,46 +365,39 @@ def record_run(
         checkpoint(f"history.{name}")
         if on_stage is not None:
             on_stage(name)
-    with closing(_connect(results_root, create=True)) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "INSERT INTO runs (run_id, created, experiment, config_file, finished, status, failed, lm_eval, data, candidate, record)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id, created, experiment_record.experiment, experiment_record.config_file, experiment_record.finished,
-                    "partial" if failed else "ok", json.dumps(list(failed)),
-                    _joined(j.identity.get("lm_eval") for j in jobs), _joined(j.identity.get("data") for j in jobs),
-                    next((m.name for m in models if m.role == "candidate"), None), experiment_record.model_dump_json(),
-                ),
-            )
-            stage("run")
-            conn.executemany(
-                "INSERT INTO run_models (run_id, position, name, role, identity, ref) VALUES (?,?,?,?,?,?)",
-                [(run_id, i, m.name, m.role, m.identity, json.dumps(m.ref, sort_keys=True)) for i, m in enumerate(models)],
-            )
-            stage("models")
-            conn.executemany(
-                "INSERT INTO run_jobs (run_id, model, benchmark, job_id, identity, task_hashes, lm_eval_version, results_file, samples_files)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                [
-                    (run_id, j.model, j.benchmark, j.job_id, json.dumps(j.identity, sort_keys=True), json.dumps(j.task_hashes, sort_keys=True),
-                     j.lm_eval_version, j.results_file, json.dumps(j.samples_files))
-                    for j in jobs
-                ],
-            )
-            stage("jobs")
-            conn.executemany(
-                "INSERT INTO scores (run_id, model, benchmark, score_id, display, subtask, value, stderr, raw, in_average)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(run_id, s.model, s.benchmark, s.score_id, s.display, s.subtask, s.value, s.stderr, s.raw, int(s.in_average)) for s in scores],
-            )
-            stage("scores")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
-                conn.execute("ROLLBACK")
-            raise
+    with closing(_connect(results_root, create=True)) as conn, _transaction(conn):
+        conn.execute(
+            "INSERT INTO runs (run_id, created, experiment, config_file, finished, status, failed, lm_eval, data, candidate, record)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run_id, created, experiment_record.experiment, experiment_record.config_file, experiment_record.finished,
+                "partial" if failed else "ok", json.dumps(list(failed)),
+                _joined(j.identity.get("lm_eval") for j in jobs), _joined(j.identity.get("data") for j in jobs),
+                next((m.name for m in models if m.role == "candidate"), None), experiment_record.model_dump_json(),
+            ),
+        )
+        stage("run")
+        conn.executemany(
+            "INSERT INTO run_models (run_id, position, name, role, identity, ref) VALUES (?,?,?,?,?,?)",
+            [(run_id, i, m.name, m.role, m.identity, json.dumps(m.ref, sort_keys=True)) for i, m in enumerate(models)],
+        )
+        stage("models")
+        conn.executemany(
+            "INSERT INTO run_jobs (run_id, model, benchmark, job_id, identity, task_hashes, lm_eval_version, results_file, samples_files)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (run_id, j.model, j.benchmark, j.job_id, json.dumps(j.identity, sort_keys=True), json.dumps(j.task_hashes, sort_keys=True),
+                 j.lm_eval_version, j.results_file, json.dumps(j.samples_files))
+                for j in jobs
+            ],
+        )
+        stage("jobs")
+        conn.executemany(
+            "INSERT INTO scores (run_id, model, benchmark, score_id, display, subtask, value, stderr, raw, in_average)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(run_id, s.model, s.benchmark, s.score_id, s.display, s.subtask, s.value, s.stderr, s.raw, int(s.in_average)) for s in scores],
+        )
+        stage("scores")
     return run_id
 
 
@@ -537,14 +537,8 @@ def set_baseline(results_root: Path, name: str, run_id: Optional[str] = None) ->
     run = get_run(results_root, run_id) if run_id else latest_run(results_root, ok_only=True)
     created = time.time()
     with closing(_connect(results_root, create=False, write=True)) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(conn):
             conn.execute("INSERT OR REPLACE INTO baselines (name, run_id, created) VALUES (?,?,?)", (name, run.run_id, created))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
-                conn.execute("ROLLBACK")
-            raise
     return Baseline(name=name, run_id=run.run_id, created=created)
 
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
-from evalsuite.history import JobEntry, RunInfo, get_run, latest_run, machines, resolve_run
+from evalsuite.history.runs import JobEntry, RunInfo, get_run, latest_run, machines, resolve_run
 
 DEFAULT_TOLERANCE = 1.0
 
