@@ -18,6 +18,7 @@ from evalsuite.config import Experiment, ModelSpec
 from evalsuite.doctor import Check
 from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID_AT, cached_snapshot, env_offline, hub_problem
+from evalsuite.models.model_files import DTYPE_BYTES
 
 GIB = 1024**3
 WEIGHTS = (".safetensors",)  # what a merge and lm-eval read of a model (safetensors only by default)
@@ -130,32 +131,24 @@ def disk_check(exp: Experiment, downloads: int) -> Check:
     return Check(name="disk for the study", status="ok", detail=detail)
 
 
-# safetensors dtype names -> bytes a parameter; a config's dtype names -> the same
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-               "F8_E4M3": 1, "F8_E5M2": 1, "float32": 4, "float16": 2, "bfloat16": 2}
 _HUB_PARAMS: dict[tuple[Optional[str], Optional[str]], dict[str, int]] = {}  # (hub id, revision) -> dtype -> count
+LOAD_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}  # a config's dtype -> bytes a parameter
 
 
 def _stored_params(folder: Path) -> dict[str, int]:
-    """dtype -> parameter count of a folder's safetensors files, from their headers alone (the
-    8-byte length and the JSON header: no tensor is read)."""
-    import json
-    import struct
+    """dtype -> parameter count of the weights transformers would load from a folder, from the
+    safetensors headers alone (models.model_files: no tensor is read); {} when unreadable (the
+    model checks say why)."""
+    from evalsuite.models.model_files import folder_headers, numel
 
     out: dict[str, int] = {}
-    for f in sorted(Path(folder).glob("*.safetensors")):
-        try:
-            with f.open("rb") as fh:
-                (n,) = struct.unpack("<Q", fh.read(8))
-                header = json.loads(fh.read(n))
-        except (OSError, ValueError, struct.error):
-            continue
-        for key, t in header.items():
-            if key != "__metadata__" and isinstance(t, dict):
-                count = 1
-                for d in t.get("shape", []):
-                    count *= int(d)
-                out[str(t.get("dtype"))] = out.get(str(t.get("dtype")), 0) + count
+    try:
+        headers = folder_headers(Path(folder), "model")
+    except (OSError, UserError):
+        return out
+    for header in headers.values():
+        for t in header.values():
+            out[t.dtype] = out.get(t.dtype, 0) + numel(t.shape)
     return out
 
 
@@ -196,7 +189,7 @@ def gpu_check(exp: Experiment) -> Optional[Check]:
         params = _model_params(exp, spec)
         if not params and spec.recipe:  # a merge is as large as its largest parent
             params = max((_model_params(exp, p) for p in exp.parents), key=lambda d: sum(d.values()), default={})
-        weights = sum(n * DTYPE_BYTES.get(spec.dtype if spec.dtype != "auto" else dt, 2) for dt, n in params.items())
+        weights = sum(n * (LOAD_BYTES[spec.dtype] if spec.dtype in LOAD_BYTES else DTYPE_BYTES.get(dt, 2)) for dt, n in params.items())
         if weights > need:
             need, biggest = weights, spec.display_name
     if not need:

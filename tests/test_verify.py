@@ -154,7 +154,7 @@ def test_without_the_importer_a_details_folder_is_read_as_it_is(demo, capsys, tm
     assert len(tasks) == 39 and all(t["prompts_identical_share"] == 1.0 and t["verdicts_identical_share"] == 1.0 for t in tasks.values())
     assert all(b["delta"] == 0.0 for b in result["benchmarks"])
     code, _, err = run_cli(capsys, "--config", demo.config, "--model", MERGE, "--against", "open-llm-leaderboard/x__y-details")
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "needs evalsuite.details" in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "needs the details importer" in err
 
 
 def test_local_scores_are_the_stored_scores(demo, capsys, tmp_path):

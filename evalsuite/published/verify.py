@@ -703,7 +703,7 @@ def reference_side(source: Optional[str], spec, store, suite: Suite, benchmarks:
         chosen = details_model_folder(path, expect)
         source = str(chosen) if chosen != path else source
     if importer is None:
-        raise UserError(f"{source}: importing a details repo needs evalsuite.details, which this checkout lacks; "
+        raise UserError(f"{source}: importing a details repo needs the details importer (evalsuite.published.importer), which is not available here; "
                         f"download the repo and pass its folder with --against")
     result = importer(source, f"{model}-published", store)
     jobs = {b: r for b, r in result.jobs.items() if b in benchmarks}
