@@ -291,7 +291,7 @@ def test_limit_runs_only_that_model_with_the_limit(demo, capsys, tmp_path, monke
 
     seen = []
 
-    def fake_run(exp, *, console=None, quiet=False):
+    def fake_run(exp, *, console=None, quiet=False, importer=None):
         seen.append(exp)
         name = exp.candidate.display_name
         from evalsuite.published.verify import stored_runs
