@@ -335,10 +335,10 @@ class _ProgressEvents:
                 for c in self._children() if kind in c.phases for d, t, el, _ in [c.phases[kind]] if d]
         return sum(pace) / len(pace) if pace else None
 
-    def _reference(self, kind: str, other_than: Optional[_Child] = None) -> Optional[list[tuple[int, float]]]:
-        """The bar history of the latest process (not `other_than`) that completed `kind` (None: none has)."""
+    def _reference(self, kind: str) -> Optional[list[tuple[int, float]]]:
+        """The bar history of the latest process that completed `kind` (None: none has)."""
         for c in reversed(self._children()):
-            if c is not other_than and c.complete(kind) and len(c.history.get(kind, ())) > 1:
+            if c.complete(kind) and len(c.history.get(kind, ())) > 1:
                 return c.history[kind]
         return None
 
@@ -349,7 +349,7 @@ class _ProgressEvents:
     def estimate(self) -> tuple[Optional[float], int, int]:
         """(seconds left, requests done, requests in all) over every lm-eval process of the run."""
         children = self._children()
-        kinds = list(dict.fromkeys(k for c in children for k in c.phases))  # in the order lm-eval ran them
+        kinds = sorted({k for c in children for k in c.phases})
         totals = {k: max(c.phases[k][1] for c in children if k in c.phases) for k in kinds}
         durations = {k: self._phase_seconds(k) for k in kinds}
         startup = self._startup()
@@ -372,38 +372,23 @@ class _ProgressEvents:
         ref_slow = self.slowdown(sum(self._crowd(c, now) for c in measured) / len(measured))
         left = []
         for c in self.running.values():
-            # what is left, in two kinds of seconds: under the reference's crowd (the measured
-            # durations as they are) and under its own (scaled by its own pace, measured on it)
-            by_ref = 0.0 if c.first_request is not None else max(0.0, startup - (now - c.started))
-            by_own, pace = 0.0, None  # pace: this process's speed against the reference, carried to its later phases
+            rest = 0.0 if c.first_request is not None else max(0.0, startup - (now - c.started))
+            pace = 1.0  # this process's speed against the reference, carried to its later phases
             for k in kinds:
                 d, t, el, seen = c.phases.get(k, (0, totals[k], 0.0, now))
-                ref = self._reference(k, other_than=c)
-                if d >= t:  # done: its time against the reference's is this process's pace
-                    if ref is not None and ref[-1][1] > 0 and el > 0:
-                        pace = min(5.0, max(0.2, el / ref[-1][1]))
+                if d >= t:
                     continue
                 spent = el + (now - seen) if k in c.phases else 0.0
-                at = _interpolate(ref, d) if ref is not None and d > 0 else 0.0
-                if at > 0:
+                ref = self._reference(k)
+                if ref is not None and d > 0:
                     # where the finished process was at this many requests, and how much slower or
                     # faster this one is going: lm-eval's order (longest first) is the same in both
-                    pace = min(5.0, max(0.2, spent / at))
-                    by_own += max(0.0, ref[-1][1] - at) * pace
-                elif k in c.phases and pace is not None:
-                    by_own += max(durations[k] * pace * 0.05, durations[k] * pace - spent)
-                elif k in c.phases:
-                    by_ref += max(durations[k] * 0.05, durations[k] - spent)
-                elif pace is not None:
-                    by_own += durations[k] * pace
+                    at = _interpolate(ref, d)
+                    pace = min(5.0, max(0.2, spent / at)) if at > 0 else 1.0
+                    rest += max(0.0, ref[-1][1] - at) * pace
                 else:
-                    by_ref += durations[k]
-            tail_left = max(0.0, tail - (now - c.phases[kinds[-1]][3])) if c.complete(kinds[-1]) else tail
-            if pace is not None:
-                by_own += tail_left * pace
-            else:
-                by_ref += tail_left
-            left.append(by_ref / ref_slow + by_own / self.slowdown(self._crowd(c, now)))
+                    rest += max(durations[k] * 0.05, durations[k] - spent) if k in c.phases else durations[k] * pace
+            left.append((rest + max(0.0, tail - (now - c.phases[kinds[-1]][3]) if c.complete(kinds[-1]) else tail)) / ref_slow)
         one = (startup + sum(durations.values()) + tail) / ref_slow
         return self._finish_time(left, [one] * pending), done, whole
 
