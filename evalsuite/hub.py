@@ -96,6 +96,20 @@ def cached_commits(repo_id: str, repo_type: RepoType = "model") -> list[str]:
     return []
 
 
+def offline_snapshot(repo_id: str, revision: Optional[str], repo_type: RepoType = "model") -> Optional[Path]:
+    """Offline: the snapshot the HF cache holds at `revision`; unpinned, the one the cache names
+    `main`, else its only commit (a repo fetched by commit has no `refs/main`). None when there is
+    none; a UserError naming the pins when several commits are cached and none is named `main`."""
+    found = cached_snapshot(repo_id, revision, repo_type)
+    if found is not None or revision:
+        return found
+    commits = cached_commits(repo_id, repo_type)
+    if len(commits) > 1:
+        raise UserError(f"{repo_id}: the Hugging Face hub cache holds {len(commits)} commits of it; name the one to "
+                        f"read (newest first): {', '.join(f'{repo_id}@{c}' for c in commits)}")
+    return cached_snapshot(repo_id, commits[0], repo_type) if commits else None
+
+
 def hub_problem(exc: BaseException, repo_id: str, repo_type: RepoType, revision: Optional[str]) -> tuple[str, str]:
     """(what is wrong, its fix) for a hub client error: gated, not found, no such commit, unreachable."""
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError

@@ -17,7 +17,7 @@ from typing import Optional
 from evalsuite.config import Experiment, ModelSpec
 from evalsuite.doctor import Check
 from evalsuite.errors import UserError
-from evalsuite.hub import HUB_ID_AT, cached_snapshot, env_offline, hub_problem
+from evalsuite.hub import HUB_ID_AT, cached_snapshot, env_offline, hub_problem, offline_snapshot
 from evalsuite.models.model_files import DTYPE_BYTES
 
 GIB = 1024**3
@@ -72,7 +72,10 @@ def details_check(spec: ModelSpec, offline: bool) -> Optional[Check]:
     name = f"details {spec.display_name}"
     repo = m["repo"]
     if offline:
-        ok = cached_snapshot(repo, m["rev"], "dataset") is not None
+        try:
+            ok = offline_snapshot(repo, m["rev"], "dataset") is not None
+        except UserError as exc:  # several commits cached, none named
+            return Check(name=name, status="fail", detail=str(exc), fix="name the commit: published: REPO@COMMIT")
         return Check(name=name, status="ok" if ok else "fail", detail=f"{repo}: {'in' if ok else 'not in'} the HF cache (offline)",
                      fix="" if ok else "run once online (the import downloads it), or give a local folder")
     from huggingface_hub import HfApi

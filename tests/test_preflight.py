@@ -136,3 +136,29 @@ def test_gpu_memory_for_the_largest_model_in_its_dtype(tiny_models, tmp_path, mo
     assert preflight.gpu_check(exp).status == "ok"
     monkeypatch.setattr(preflight, "_gpu_free", lambda device: None)  # the CPU: no check
     assert preflight.gpu_check(exp) is None
+
+
+def test_a_details_repo_fetched_by_commit_is_found_offline_and_two_commits_need_a_pin(sim_hub, tmp_path, monkeypatch):
+    """A details repo downloaded by commit (as `import` and `run` fetch it) leaves no refs/main:
+    offline, its one cached commit is the one read; with two cached, the check names both."""
+    from evalsuite.hub import offline_snapshot, snapshot
+
+    repo_id = "open-llm-leaderboard/x__y-details"
+    repo = sim_hub.repo(repo_id, "dataset")
+    first = repo.add_commit({"x__y/results_2024-01-01T00-00-00.000000.json": b"{}"})
+    second = repo.add_commit({"x__y/results_2024-02-01T00-00-00.000000.json": b"{}"})
+    use_in_process(monkeypatch, sim_hub, tmp_path / "hf", offline=False)
+    snapshot(repo_id, first, repo_type="dataset", local_only=False)
+    use_in_process(monkeypatch, sim_hub, tmp_path / "hf", offline=True)
+    assert offline_snapshot(repo_id, None, "dataset").name == first
+    exp = _exp(tmp_path, candidate={"published": repo_id})
+    (check,) = [c for c in preflight.study_checks(exp) if c.name.startswith("details")]
+    assert check.status == "ok"
+    use_in_process(monkeypatch, sim_hub, tmp_path / "hf", offline=False)
+    snapshot(repo_id, second, repo_type="dataset", local_only=False)
+    use_in_process(monkeypatch, sim_hub, tmp_path / "hf", offline=True)
+    with pytest.raises(UserError, match="holds 2 commits of it; name the one to read") as refused:
+        offline_snapshot(repo_id, None, "dataset")
+    assert f"{repo_id}@{first}" in str(refused.value) and f"{repo_id}@{second}" in str(refused.value)
+    (check,) = [c for c in preflight.study_checks(exp) if c.name.startswith("details")]
+    assert check.status == "fail" and "REPO@COMMIT" in check.fix

@@ -128,3 +128,64 @@ def test_documents_whose_hash_differs_are_counted_not_paired():
     (row,) = compare_models({"cand": {"mmlu_pro": {"leaderboard_mmlu_pro": cand}}, "par": {"mmlu_pro": {"leaderboard_mmlu_pro": par}}},
                             "cand", ["par"], stats=StatsSettings(n_boot=200, seed=0)).rows
     assert (row.n_docs, row.hash_differs, row.unpaired) == (4, 2, 4)
+
+
+def test_a_published_parent_from_the_hub_online_then_offline(demo_run, sim_hub, tmp_path, monkeypatch):
+    """The published-parents study against the simulated hub (tests/hub_server.py): the parent is a
+    gated details repo on the hub, named by its hub id. Online, `run` checks it is readable with
+    the token, downloads it and imports it; then offline, in a fresh results folder, the same
+    config reads it from the HF cache alone (no request to the hub) and gets the same jobs; without
+    the token the online run stops before anything is written."""
+    import evalsuite.run.local as local
+    from hub_server import folder_files, use_in_process
+
+    details = details_folder(demo_run, "tiny-parent_a", tmp_path / "details")
+    repo_id = "open-llm-leaderboard/evalsuite-fixtures__tiny-parent_a-details"
+    repo = sim_hub.repo(repo_id, "dataset", gated=True)
+    repo.granted.add("hf_granted")
+    repo.add_commit({f"{details.name}/{name}": data for name, data in folder_files(details).items()})
+    demo = demo_run.store.read_experiment(demo_run.exp.name)
+
+    def results_with_stored_jobs(root: Path) -> Path:
+        for model in ("tiny-merge", "tiny-parent_b"):
+            for job_id in demo.jobs[model].values():
+                shutil.copytree(demo_run.store.job_dir(job_id), root / "jobs" / job_id)
+        shutil.copytree(demo_run.store.root / "merged", root / "merged")
+        return root
+
+    def config(name: str, results: Path, offline: bool) -> Path:
+        return demo_config(tmp_path / f"cfg-{name}", name="hub-published", results=results, **{
+            "  - fixture: parent_a\n": f"  - name: parent_a-published\n    published: {repo_id}\n",
+            "offline: true": f"offline: {str(offline).lower()}"})
+
+    def no_model(*a, **k):
+        raise AssertionError("no lm-eval process may start: the candidate and parent_b are stored, parent_a is published")
+
+    monkeypatch.setattr(local, "execute", no_model)
+    hf_home = tmp_path / "hf"
+    # online without a token: refused before the first write
+    use_in_process(monkeypatch, sim_hub, hf_home, offline=False)
+    refused = tmp_path / "refused"
+    assert main(["run", "--all", "--config", str(config("refused", refused, False)), "--quiet", "--no-report"]) == 2
+    assert not refused.exists()
+    # online with the token: downloaded and imported
+    use_in_process(monkeypatch, sim_hub, hf_home, offline=False, token="hf_granted")
+    online = results_with_stored_jobs(tmp_path / "online")
+    assert main(["run", "--all", "--config", str(config("online", online, False)), "--quiet", "--no-report"]) == 0
+    assert sim_hub.file_requests(repo_id)  # the details came from the hub
+    rec = Store(online).read_experiment("hub-published")
+    pub = next(m for m in rec.models if m.name == "parent_a-published")
+    assert pub.published == repo_id and pub.role == "parent"
+    jobs = rec.jobs["parent_a-published"]
+    assert set(jobs) == set(demo_run.exp.benchmarks)
+    store, d = Store(online), demo_run.store
+    ours = score_model(load_results_as([store.results_path(store.finished_job(j)) for j in jobs.values()], "m"))
+    theirs = score_model(load_results_as([d.results_path(d.finished_job(j)) for j in demo.jobs["tiny-parent_a"].values()], "m"))
+    assert {k: s.value for k, s in ours.scores.items()} == pytest.approx({k: s.value for k, s in theirs.scores.items()}, abs=1e-12)
+    # offline, a fresh results folder: from the HF cache alone, the same jobs
+    use_in_process(monkeypatch, sim_hub, hf_home, offline=True)
+    asked = len(sim_hub.requests)
+    offline = results_with_stored_jobs(tmp_path / "offline")
+    assert main(["run", "--all", "--config", str(config("offline", offline, True)), "--quiet", "--no-report"]) == 0
+    assert len(sim_hub.requests) == asked
+    assert Store(offline).read_experiment("hub-published").jobs["parent_a-published"] == jobs

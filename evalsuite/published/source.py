@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from evalsuite.errors import UserError
-from evalsuite.hub import HUB_ID_AT, env_offline, snapshot
+from evalsuite.hub import HUB_ID_AT, env_offline, offline_snapshot, snapshot
 from evalsuite.lm_eval_api import PER_TASK_KEYS, RESULTS_NAME, SAMPLES_NAME
 from evalsuite.store import file_sha256
 from evalsuite.suite import Benchmark, Suite
@@ -204,7 +204,9 @@ def fetch_hub(repo: str, revision: Optional[str], run: Optional[str]) -> tuple[P
     offline = env_offline()
     try:
         if offline:
-            path = snapshot(repo, revision, repo_type="dataset", local_only=True)
+            path = offline_snapshot(repo, revision, "dataset")
+            if path is None:
+                raise UserError(f"{where}: not in the local hub cache and the hub is offline (HF_HUB_OFFLINE=1)")
             names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
             commit = path.name
         else:
