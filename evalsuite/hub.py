@@ -82,11 +82,11 @@ def cached_commits(repo_id: str, repo_type: RepoType = "model") -> list[str]:
     """The commits of a repo whose snapshots the local HF hub cache holds (huggingface_hub's
     `scan_cache_dir`), newest first; refs such as `main` play no part: a repo fetched by commit
     has none."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
-    try:
-        info = scan_cache_dir()
+    try:  # the cache folder named now: scan_cache_dir's default is the one its module saw when imported
+        info = scan_cache_dir(constants.HF_HUB_CACHE)
     except (CacheNotFound, OSError):
         return []
     for repo in info.repos:
