@@ -278,7 +278,9 @@ def numeric_env(model: ModelRef, job_env: dict[str, str]) -> dict[str, str]:
     import os
 
     out = {name: package_version(name) for name in NUMERIC_PACKAGES}
-    offline = job_env.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    from evalsuite.hub import env_offline
+
+    offline = job_env.get("HF_HUB_OFFLINE") == "1" or env_offline()
     out["attn_implementation"] = attention_implementation(model.local_path or model.pretrained, model.revision, offline=offline)
     out["hub_kernels"] = hub_kernels(job_env.get("USE_HUB_KERNELS", os.environ.get("USE_HUB_KERNELS")))
     return out
