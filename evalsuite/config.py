@@ -249,6 +249,18 @@ class Experiment(_Strict):
     def models(self) -> list[ModelSpec]:
         return [self.candidate, *self.parents]
 
+    def derive(self, **changes) -> "Experiment":
+        """This experiment with `changes`, validated again as a whole (`model_copy(update=...)`
+        would skip every validator: names, benchmarks, samples vs limit). A change that breaks a
+        rule is a UserError naming it."""
+        data = {**self.model_dump(), "samples": self.samples, "source_file": self.source_file, **changes}
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err["loc"]) or "experiment"
+            raise UserError(f"{self.name}: {where}: {err['msg']}") from None
+
     @property
     def use_mirror(self) -> bool:
         return self.data.source == "mirror"

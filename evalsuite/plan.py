@@ -71,6 +71,23 @@ class Plan(BaseModel):
 def count_requests(exp: Experiment) -> dict[str, dict[str, int]]:
     """benchmark id -> {"documents", "loglikelihood", "generation"}: the requests lm-eval builds for
     one model with the experiment's tasks, data and limit."""
+    out: dict[str, dict[str, int]] = {}
+    for bench_id, tasks in requests_per_document(exp, exp.limit).items():
+        counts = {"documents": 0, "loglikelihood": 0, "generation": 0}
+        for docs in tasks.values():
+            counts["documents"] += len(docs)
+            for ll, gen in docs.values():
+                counts["loglikelihood"] += ll
+                counts["generation"] += gen
+        out[bench_id] = counts
+    return out
+
+
+def requests_per_document(exp: Experiment, limit: Optional[float]) -> dict[str, dict[str, dict[int, tuple[int, int]]]]:
+    """benchmark id -> leaf task -> document index -> (loglikelihood, generation) requests that
+    lm-eval's own task code builds for that document, on the experiment's task files and data, the
+    first `limit` documents (None: every one; a document's index is its place in the task's
+    evaluation split, the index lm-eval's `--samples` takes)."""
     from evalsuite import data
     from evalsuite.run.lm_eval_main import install_leaderboard_index
     from evalsuite.run.runner import check_data
@@ -80,33 +97,39 @@ def count_requests(exp: Experiment) -> dict[str, dict[str, int]]:
     mirror = Path(exp.data.mirror) if exp.use_mirror else None
     revisions = None if mirror else {b: d.rsplit("@", 1)[1] for b, d in data_ids.items()}
     suite = load_suite()
-    out: dict[str, dict[str, int]] = {}
+    out: dict[str, dict[str, dict[int, tuple[int, int]]]] = {}
     with tempfile.TemporaryDirectory(prefix="evalsuite-plan-") as tmp:
         include = data.write_task_overrides(mirror, list(exp.benchmarks), Path(tmp) / "tasks", revisions, exp.harness)
         saved = {k: os.environ.get(k) for k in ("HF_DATASETS_CACHE", "HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "NLTK_DATA")}
         stack = contextlib.ExitStack()
         try:
-            if mirror is not None:  # the mirror read through a throwaway datasets cache
+            import datasets.config as ds_config  # bound at its import: set below as well as in the environment
+
+            if mirror is not None:  # the mirror read through a throwaway datasets cache (in the user's
+                # cache, offline, another mirror's copy of the same dataset name could be read instead)
                 os.environ["HF_DATASETS_CACHE"] = str(Path(tmp) / "datasets")
+                stack.enter_context(_patched(ds_config, HF_DATASETS_CACHE=Path(tmp) / "datasets"))
             nltk_dir = Path(exp.output.results) / "nltk_data"  # the run's own copy, when it has one
             if nltk_dir.is_dir():
                 os.environ["NLTK_DATA"] = str(nltk_dir)
             if exp.offline or mirror is not None:
                 os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
+                stack.enter_context(_patched(ds_config, HF_HUB_OFFLINE=True, HF_DATASETS_OFFLINE=True))
             install_leaderboard_index()
             import lm_eval.tasks as tasks_module
             stack.enter_context(_Quiet())
             manager = tasks_module.TaskManager(include_path=str(include))
             for bench_id in exp.benchmarks:
                 bench = suite.get(bench_id)
-                counts = {"documents": 0, "loglikelihood": 0, "generation": 0}
+                per_task: dict[str, dict[int, tuple[int, int]]] = {}
                 for task in manager.load([bench.group])["tasks"].values():
-                    task.build_all_requests(limit=exp.limit, rank=0, world_size=1)
-                    docs = {inst.doc_id for inst in task.instances}
-                    kind = "generation" if task.OUTPUT_TYPE == "generate_until" else "loglikelihood"
-                    counts["documents"] += len(docs)
-                    counts[kind] += len(task.instances)
-                out[bench_id] = counts
+                    task.build_all_requests(limit=limit, rank=0, world_size=1)
+                    generation = task.OUTPUT_TYPE == "generate_until"
+                    docs: dict[int, list[int]] = {}
+                    for inst in task.instances:
+                        docs.setdefault(inst.doc_id, [0, 0])[1 if generation else 0] += 1
+                    per_task[task.config.task] = {d: (ll, gen) for d, (ll, gen) in sorted(docs.items())}
+                out[bench_id] = per_task
         finally:
             stack.close()
             for k, v in saved.items():
@@ -115,6 +138,22 @@ def count_requests(exp: Experiment) -> dict[str, dict[str, int]]:
                 else:
                     os.environ[k] = v
     return out
+
+
+@contextlib.contextmanager
+def _patched(module, **values):
+    """Module attributes set for the duration (those a library binds from the environment at import)."""
+    old = {k: getattr(module, k) for k in values if hasattr(module, k)}
+    for k, v in values.items():
+        setattr(module, k, v)
+    try:
+        yield
+    finally:
+        for k in values:
+            if k in old:
+                setattr(module, k, old[k])
+            else:
+                delattr(module, k)
 
 
 class _Quiet:

@@ -137,3 +137,22 @@ def test_stats_settings_defaults_and_the_options_generated_from_them(tmp_path):
     assert runner.invoke(app, ["--alpha", "0.6"]).exit_code == 2  # the command's narrower range
     bad = runner.invoke(app, ["--alpha", "0"])
     assert isinstance(bad.exception, UserError) and str(bad.exception) == "--alpha 0.0: input should be greater than 0"
+
+
+def test_a_derived_experiment_is_validated_again(tmp_path):
+    """What the sweep changes in an experiment (name, candidate, parents, samples) goes through the
+    Experiment's validators, as a file would: a broken change is a UserError naming the rule."""
+    from conftest import demo_config
+
+    exp = load_experiment(demo_config(tmp_path))
+    same = exp.derive()
+    assert same == exp and same.source_file == exp.source_file
+    subset = {"mmlu_pro": {"leaderboard_mmlu_pro": [0, 3]}}
+    assert exp.limit is not None  # the demo's
+    assert exp.derive(samples=subset, limit=None, name="demo-test.x.r1").samples == subset
+    with pytest.raises(UserError, match="model names must be unique"):
+        exp.derive(parents=[exp.candidate, *exp.parents])
+    with pytest.raises(UserError, match="samples and limit exclude each other"):
+        exp.derive(samples=subset)
+    with pytest.raises(UserError, match="benchmarks: .*unknown benchmark 'mmlu'"):
+        exp.derive(benchmarks=["mmlu"])

@@ -46,3 +46,22 @@ def test_plan_counts_equal_what_lm_eval_ran(demo_run, capsys):
     assert main(["plan", "--config", str(demo_run.config), "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {b["benchmark"]: b["loglikelihood"] for b in out["benchmarks"]} == {b: c["loglikelihood"] for b, c in counts.items()}
+
+
+def test_two_mirrors_of_one_dataset_are_each_counted_from_their_own_files(tmp_path):
+    """The demo's mirror (8 MMLU-Pro questions) and the sweep's (96) in one process: offline, a
+    dataset read through the user's datasets cache can come back as another mirror's copy of the
+    same name; plan reads each mirror through its own throwaway cache."""
+    from conftest import REPO, demo_config
+
+    from evalsuite.config import load_experiment
+    from evalsuite.plan import requests_per_document
+    from evalsuite.sweep import load_sweep
+
+    demo = load_experiment(demo_config(tmp_path / "demo"))
+    demo = demo.model_copy(update={"benchmarks": ["mmlu_pro"]})
+    sweep = load_sweep(REPO / "examples" / "demo-sweep.yaml").base
+    for exp, n in ((demo, 8), (sweep, 96), (demo, 8)):
+        (per_task,) = requests_per_document(exp, None)["mmlu_pro"].values()
+        assert len(per_task) == n and sorted(per_task) == list(range(n)), exp.data.mirror
+        assert all(2 <= ll <= 10 and gen == 0 for ll, gen in per_task.values())

@@ -274,6 +274,53 @@ def test_known_answer_halving_finds_full_winner_for_a_fraction_of_the_requests(s
 
 
 @pytest.mark.slow
+def test_plan_counts_equal_the_requests_lm_eval_ran_in_each_round(sweeps, capsys, monkeypatch):
+    """`evalsuite plan` on the sweep file, before it ran, says each round's requests per candidate:
+    the requests in every candidate round's samples files and in its lm-eval process's own progress
+    bar; the full strategy's total exactly, the halving sweep's within the plan's range and equal to
+    the rounds' requests times the candidates that ran them."""
+    import re
+
+    from evalsuite.sweep import load_sweep
+    from evalsuite.sweep.plan import make_sweep_plan
+
+    sw = load_sweep(sweeps["config"])
+    h, f, again = sweeps["halving"], sweeps["full"], sweeps["again"]
+    hp, fp = make_sweep_plan(sw, "halving"), make_sweep_plan(sw, "full")
+    assert [r.share for r in hp.rounds] == [*h.shares[:-1], 1.0] and len(fp.rounds) == 1
+    store = Store(sweeps["results"])
+    checked = 0
+    for c in h.candidates:
+        for cr in c.rounds:
+            rp = hp.rounds[cr.round - 1]
+            assert (cr.documents, cr.requests) == (rp.documents, rp.loglikelihood + rp.generation), (c.name, cr.round)
+            log = (store.job_dir(cr.jobs["mmlu_pro"]) / "lm_eval.log").read_text(encoding="utf-8", errors="replace")
+            bars = re.findall(r"Running loglikelihood requests:\s*100%\|[^|]*\|\s*\d+/(\d+)", log.replace("\r", "\n"))
+            assert bars and int(bars[-1]) == rp.loglikelihood, (c.name, cr.round, bars)
+            checked += 1
+    assert checked > len(h.candidates)  # later rounds too, not only round 1
+    ran = {rr.round: len(rr.alive) for rr in h.rounds}
+    assert h.requests == sum((rp.loglikelihood + rp.generation) * ran.get(rp.round, 0) for rp in hp.rounds)
+    assert hp.requests_at_least["loglikelihood"] <= h.requests <= hp.requests_at_most["loglikelihood"]
+    assert hp.requests_at_least["loglikelihood"] < hp.requests_at_most["loglikelihood"]
+    assert fp.requests_at_least == fp.requests_at_most and fp.requests_at_most["loglikelihood"] == f.requests == 8 * 960
+    assert fp.processes_at_least == fp.processes_at_most == 8
+    # the parents: finished, nothing to run; the halving record's rounds are stored (reused)
+    assert hp.parents.jobs_to_run == 0 and hp.parents.processes == 0
+    assert hp.stored_rounds == sum(len(c.rounds) for c in again.candidates)
+    assert hp.stored_requests == again.requests
+    # the CLI: json with the same rounds; the table at 80 columns; --strategy only for sweeps
+    assert main(["plan", "--config", str(sweeps["config"]), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["loglikelihood"] for r in out["rounds"]] == [r.loglikelihood for r in hp.rounds] and out["strategy"] == "halving"
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["plan", "--config", str(sweeps["config"]), "--strategy", "full"]) == 0
+    text = capsys.readouterr().out
+    assert "candidates' loglikelihood requests: 7,680" in text and "next: evalsuite sweep --config" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+@pytest.mark.slow
 def test_subset_rounds_are_labelled_when_scored(sweeps):
     """A subset round's results, scored like any results file, say they are a subset."""
     from evalsuite.score import score_paths

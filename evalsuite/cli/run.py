@@ -98,16 +98,22 @@ def next_steps(config: Path, report: bool = True) -> list[str]:
     return lines
 
 
-def refuse_sweep_file(config: Path) -> None:
-    """A sweep file (a `grid:` or `candidates:` of recipes, no `candidate:`) given to `run`: say
-    that `evalsuite sweep` runs it, rather than a missing-field error."""
+def is_sweep_file(config: Path) -> bool:
+    """A sweep file: a `grid:` or `candidates:` of recipes, no `candidate:` (an unreadable file is
+    not: load_experiment says what is wrong with it)."""
     import yaml
 
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
-        return  # load_experiment says what is wrong with it
-    if isinstance(data, dict) and "candidate" not in data and ("grid" in data or "candidates" in data):
+        return False
+    return isinstance(data, dict) and "candidate" not in data and ("grid" in data or "candidates" in data)
+
+
+def refuse_sweep_file(config: Path) -> None:
+    """A sweep file given to `run`: say that `evalsuite sweep` runs it, rather than a
+    missing-field error."""
+    if is_sweep_file(config):
         raise UserError(f"{config} is a sweep file (grid/candidates of recipes): run it with `evalsuite sweep --config {config}`")
 
 

@@ -43,7 +43,7 @@ def sweep(
 
     sw = load_sweep(config)
     if keep:
-        sw = sw.model_copy(update={"settings": sw.settings.model_copy(update={"keep": True})})
+        sw = sw.model_copy(update={"settings": type(sw.settings).model_validate({**sw.settings.model_dump(), "keep": True})})
     console = Console(stderr=True, quiet=quiet)
     try:
         rec = run_sweep(sw, strategy=strategy, console=console, quiet=quiet)  # type: ignore[arg-type]

@@ -253,7 +253,7 @@ def load_sweep(path: Union[str, Path]) -> Sweep:
     run["name"] = settings.name
     shaped = validate_file_data(Experiment, {**run, "source_file": str(path.resolve())}, lines, path)
     check_files(shaped, lines, path)
-    base = shaped.model_copy(update={"candidate": shaped.parents[0], "parents": shaped.parents[1:], "name": settings.name})
+    base = shaped.derive(candidate=shaped.parents[0], parents=shaped.parents[1:], name=settings.name)
     if settings.objective != "average" and settings.objective not in base.benchmarks:
         raise UserError(f"{where(('objective',))}: objective: {settings.objective!r} is neither 'average' nor one of the sweep's benchmarks ({', '.join(base.benchmarks)})")
     base_recipe = None

@@ -43,7 +43,7 @@ class SweepFailed(Exception):
     """A job failed: the sweep stops (what is stored stays; running it again resumes)."""
 
 
-def _plan_digest(sweep: Sweep, strategy: Strategy) -> str:
+def plan_digest(sweep: Sweep, strategy: Strategy) -> str:
     s = sweep.settings
     blob = {
         "candidates": [c.model_dump(mode="json") for c in sweep.candidates],
@@ -129,7 +129,7 @@ class _Driver:
 
     # -- state ----------------------------------------------------------------------------------
     def start(self) -> SweepRecord:
-        digest = _plan_digest(self.sweep, self.strategy)
+        digest = plan_digest(self.sweep, self.strategy)
         old = records.read_record(self.store, self.sweep.name, self.strategy)
         s = self.sweep.settings
         rec = SweepRecord(sweep=self.sweep.name, strategy=self.strategy, plan=digest, benchmarks=self.sweep.base.benchmarks,
@@ -170,10 +170,8 @@ class _Driver:
             samples = {b: subsets.round_samples(rec.n_docs[b], self.shares, self.sweep.settings.seed, round_index) for b in base.benchmarks}
         # the parents ride along (their jobs are reused, never run on a subset): the merge resolves
         # the recipe's parents from them (fixtures, pinned hub revisions) as for `evalsuite run`
-        return base.model_copy(update={
-            "name": f"{self.sweep.name}.{cand.name}.r{round_index + 1}", "candidate": spec,
-            "parents": [base.candidate, *base.parents], "samples": samples,
-        })
+        return base.derive(name=f"{self.sweep.name}.{cand.name}.r{round_index + 1}", candidate=spec,
+                           parents=[base.candidate, *base.parents], samples=samples)
 
     def stored_round(self, crec: CandidateRecord, round_index: int) -> Optional[dict[str, JobRecord]]:
         for r in crec.rounds:
