@@ -164,6 +164,31 @@ def test_seed_recipe_plan_is_the_v_curve(parents, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_mergekit_s_torch_dtype_notice_is_dropped_and_nothing_else(parents):
+    """mergekit 0.1.5 sets `config.torch_dtype` while planning and merging; transformers 5 warns
+    "`torch_dtype` is deprecated" (once per process), which reached the user of every merge. It is
+    dropped during mergekit's calls; the same notice from anything else still passes."""
+    import logging
+
+    from transformers import Gemma2Config
+    from transformers.utils import logging as hf_logging  # noqa: F401  (defines Logger.warning_once)
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("transformers.configuration_utils")
+    logger.addHandler(handler)
+    try:
+        logging.Logger.warning_once.cache_clear()  # a notice already given in this process is not given again
+        plan_merge(SEED_RECIPE, local_models={BASE_ID: parents["a42"], OTHER_ID: parents["b42"]})
+        assert seen == []
+        logging.Logger.warning_once.cache_clear()
+        Gemma2Config().torch_dtype = "float32"  # not mergekit: shown
+        assert seen == ["`torch_dtype` is deprecated! Use `dtype` instead!"]
+    finally:
+        logger.removeHandler(handler)
+
+
 def test_seed_recipe_merges_unchanged_through_local_mapping(parents, tmp_path):
     local = {BASE_ID: parents["a42"], OTHER_ID: parents["b42"]}
     res = build_merge(SEED_RECIPE, tmp_path / "seed", local_models=local, progress=False)

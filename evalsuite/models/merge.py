@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from evalsuite.faults import checkpoint
 from evalsuite.errors import UserError
-from evalsuite.models.merge_plan import MergePlan, build_plan, release_loaders
+from evalsuite.models.merge_plan import MergePlan, build_plan, mergekit_dtype_notice_dropped, release_loaders
 from evalsuite.models.merge_recipe import Recipe, check_parents, load_recipe, resolve_parents
 from evalsuite.store import disk_full, file_sha256, normal_modes, swap_folder, sweep_stale, temp_prefix
 
@@ -232,7 +232,8 @@ def _run_mergekit(rec: Recipe, out: Path, max_shard: int, progress: bool) -> Non
 
     options = merge_options(max_shard, progress)
     try:
-        run_merge(rec.local_config.model_copy(deep=True), str(out), options=options, config_source=rec.text)
+        with mergekit_dtype_notice_dropped():
+            run_merge(rec.local_config.model_copy(deep=True), str(out), options=options, config_source=rec.text)
     finally:
         release_loaders(rec)
     # mergekit writes the recipe only as mergekit_config.yml (verbatim text, since we pass it).

@@ -7,6 +7,8 @@ re-derived here from the recipe and must agree with mergekit's t, or planning fa
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from typing import Any, Optional
 
@@ -82,6 +84,26 @@ class MergePlan(BaseModel):
         return "\n".join(lines)
 
 
+class _MergekitDtypeNotice(logging.Filter):
+    """mergekit 0.1.5 sets `config.torch_dtype`, which transformers 5 renamed `dtype`: its notice
+    "`torch_dtype` is deprecated" is about mergekit's code, nothing the user can change."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`torch_dtype` is deprecated" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def mergekit_dtype_notice_dropped():
+    """transformers' torch_dtype notice dropped while mergekit plans or merges (any other message passes)."""
+    notice = _MergekitDtypeNotice()
+    logger = logging.getLogger("transformers.configuration_utils")
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
 def build_plan(recipe: Recipe, headers: dict[str, dict[str, dict]]) -> MergePlan:
     """Ask mergekit's planner for every tensor's parameters; explain and check each one."""
     from mergekit import merge_methods
@@ -96,7 +118,9 @@ def build_plan(recipe: Recipe, headers: dict[str, dict[str, dict]]) -> MergePlan
     try:
         arch = get_architecture_info(cfg, options)
         LoaderCache().setup(options)
-        planner = MergePlanner(cfg, arch, options=options, out_model_config=_model_out_config(cfg, arch))
+        with mergekit_dtype_notice_dropped():
+            out_config = _model_out_config(cfg, arch)
+        planner = MergePlanner(cfg, arch, options=options, out_model_config=out_config)
         tasks = planner.plan_to_disk(out_path="unused-by-planning")
     except (RuntimeError, ValueError, KeyError, OSError) as exc:
         raise UserError(f"recipe {recipe.path}: mergekit cannot plan this merge: {str(exc).splitlines()[0]}") from exc
