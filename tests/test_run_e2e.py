@@ -82,13 +82,33 @@ def test_rerun_loads_no_model(demo_run, monkeypatch, capsys):
     def no_model(*a, **k):
         raise AssertionError("a finished experiment must not start lm-eval")
 
+    def no_zygote(*a, **k):
+        raise AssertionError("a re-run of a finished experiment must not start a zygote ahead")
+
     monkeypatch.setattr(local, "execute", no_model)
+    monkeypatch.setattr(local.POOL, "prewarm", no_zygote)
     before = {p.name: p.stat().st_mtime_ns for p in demo_run.store.jobs_dir.iterdir()}
     assert main(["run", "--all", "--config", str(demo_run.config), "--quiet"]) == 0
     after = {p.name: p.stat().st_mtime_ns for p in demo_run.store.jobs_dir.iterdir()}
     assert before == after
     out = capsys.readouterr().out
     assert "tiny-merge" in out and "Average" in out
+
+
+def test_the_zygote_starts_ahead_only_when_lm_eval_may_run(demo_run, tmp_path):
+    """The warm zygote's head start (its imports overlap the merge and checks) is skipped for the
+    re-run of a finished experiment; a first run, or a record whose jobs are not all stored, gets it."""
+    import shutil
+
+    from evalsuite.run.runner import may_start_lm_eval
+
+    exp, store = demo_run.exp, demo_run.store
+    assert may_start_lm_eval(exp, store) is False
+    assert may_start_lm_eval(exp.derive(name="never-run"), store) is True
+    bare = Store(tmp_path / "results")  # the record without its jobs
+    bare.experiment_file(exp.name).parent.mkdir(parents=True)
+    shutil.copyfile(store.experiment_file(exp.name), bare.experiment_file(exp.name))
+    assert may_start_lm_eval(exp, bare) is True
 
 
 def test_second_experiment_sharing_a_parent_evaluates_it_once(demo_run, tmp_path, monkeypatch):

@@ -489,7 +489,7 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
     published = prepare_published(exp, importer)  # every `published:` source selected and validated, before results/ exists
     if exp.candidate.recipe is not None:
         merged_dir(store, exp)
-    if exp.executor.name == "local" and not all(m.published for m in [exp.candidate, *exp.parents]):
+    if exp.executor.name == "local" and not all(m.published for m in [exp.candidate, *exp.parents]) and may_start_lm_eval(exp, store):
         prewarm(job_settings(exp))  # the zygote's imports overlap with the merge and the checks below
     with store.lock():  # held from the merge on: a second run cannot swap a model under our jobs
         for folder in ("jobs", "merged", "experiments"):  # what killed runs left (evalsuite/faults.py)
@@ -500,6 +500,27 @@ def run_experiment(exp: Experiment, *, console: Optional[Console] = None, quiet:
                 say = Console(stderr=True) if console.quiet else console  # a security warning survives --quiet
                 say.print(f"[yellow]warning:[/] {ref.name}: trust_remote_code is on — the model's own Python code will run")
         return _run_jobs(exp, store, executor, refs, data_ids, console, quiet, published, importer)
+
+
+def may_start_lm_eval(exp: Experiment, store: Store) -> bool:
+    """Whether this run is likely to start lm-eval, judged before any model is resolved: False for
+    the re-run of a finished experiment (its last record names a stored job for every model and
+    benchmark evaluated now). Only the zygote's head start depends on it: a job that must run all
+    the same starts the zygote when it is submitted. A zygote started for nothing costs a child's
+    imports (about 4 s of CPU beside the run's own work) and ~0.4 GB."""
+    try:
+        record = store.read_experiment(exp.name) if store.experiment_file(exp.name).is_file() else None
+    except Exception:  # noqa: BLE001  (a damaged record: the run says so itself)
+        return True
+    if record is None:
+        return True
+    for m in exp.models:
+        if m.published is None:
+            for bench in exp.benchmarks:
+                job_id = record.jobs.get(m.display_name, {}).get(bench)
+                if job_id is None or not (store.job_dir(job_id) / "job.json").is_file():
+                    return True
+    return False
 
 
 def prepare_published(exp: Experiment, importer: Optional[PublishedImporter]) -> dict:
