@@ -245,7 +245,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         f"zygotes: {counts['zygotes']}; Python starts in all: {counts['python_starts']})"
     )
     if os.environ.get("EVALSUITE_TEST_COUNTS"):
+        counts["seconds_by_file"] = {f: round(t, 1) for f, t in _FILE_SECONDS.most_common()}
         Path(os.environ["EVALSUITE_TEST_COUNTS"]).write_text(json.dumps(counts, indent=1))
+
+
+_FILE_SECONDS: "collections.Counter[str]" = __import__("collections").Counter()
+
+
+def pytest_runtest_logreport(report):
+    """Each test file's time (setup, call and teardown of its tests, module fixtures included):
+    EVALSUITE_TEST_COUNTS's `seconds_by_file`, from which FILE_SECONDS below is taken."""
+    _FILE_SECONDS[report.nodeid.split("::")[0].rsplit("/", 1)[-1]] += report.duration
 
 
 # Tests that start lm-eval (directly or through the session's shared runs) are `slow`: the fast tier
@@ -256,7 +266,22 @@ E2E_FIXTURES = {"demo_run", "nightly_demo"}
 E2E_DYNAMIC = {("test_report.py", "demo")}
 
 
+# Each module's time on one pytest-xdist worker (`seconds_by_file` of a whole run, rounded; a file
+# not listed counts 0). pytest-xdist (`--dist loadfile --no-loadscope-reorder`, pyproject.toml)
+# hands files to the two workers in this order, the longest first, so that no long file starts
+# last while the other worker has nothing left (and a worker builds the shared demo while the
+# other runs the sweep, which does not need it).
+FILE_SECONDS: dict[str, float] = {
+    "test_sweep.py": 270, "test_faults.py": 260, "test_run_e2e.py": 250, "test_regress.py": 150,
+    "test_harness.py": 90, "test_ray.py": 70, "test_hub_study.py": 60, "test_disk_full.py": 50,
+    "test_history.py": 50, "test_card.py": 45, "test_verify.py": 45, "test_import.py": 40,
+    "test_report.py": 40, "test_published_run.py": 30, "test_study.py": 30,
+}
+
+
 def pytest_collection_modifyitems(config, items):
+    first = {name: i for i, name in enumerate(sorted(FILE_SECONDS, key=lambda n: -FILE_SECONDS[n]))}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: each file's own order kept
     slow = pytest.mark.slow
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
