@@ -60,13 +60,14 @@ def _offline(exp: Experiment) -> Check:
 
 
 def _data(exp: Experiment) -> list[Check]:
-    from evalsuite import data
+    from evalsuite.data.hub_data import hub_snapshots
+    from evalsuite.data.tasks import HUB_DATASETS, mirror_problems
 
     out = []
     for b in exp.benchmarks:
-        repo = data.HUB_DATASETS[b]
+        repo = HUB_DATASETS[b]
         if exp.use_mirror:
-            problems = data.mirror_problems(Path(exp.data.mirror), [b])
+            problems = mirror_problems(Path(exp.data.mirror), [b])
             if problems:
                 out.append(Check(name=f"data {b}", status="fail", detail=problems[0], fix=f"hf download --repo-type dataset {repo} --local-dir {Path(exp.data.mirror) / repo}"))
             else:
@@ -79,7 +80,8 @@ def _data(exp: Experiment) -> list[Check]:
 def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
     from huggingface_hub import HfApi, get_token
 
-    from evalsuite import data
+    from evalsuite.data.hub_data import hub_snapshots
+    from evalsuite.data.tasks import HUB_DATASETS, mirror_problems
     from evalsuite.errors import UserError
 
     gated = bench == "gpqa"
@@ -87,7 +89,7 @@ def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
 
     if exp.offline or env_offline():
         try:  # the snapshot of the commit the job's data identity will name, checked as run checks it
-            folder = data.hub_snapshots([bench], exp.data.revisions, offline=True)[bench]
+            folder = hub_snapshots([bench], exp.data.revisions, offline=True)[bench]
         except UserError as exc:
             what, _, fix = str(exc).rpartition(": ")
             return Check(name=f"data {bench}", status="fail", detail=what, fix=fix)
@@ -112,7 +114,7 @@ def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
 def _nltk(exp: Experiment) -> Optional[Check]:
     if "ifeval" not in exp.benchmarks:
         return None
-    from evalsuite.nltk_data import punkt_status
+    from evalsuite.data.nltk_data import punkt_status
 
     data_dir = Path(exp.output.results) / "nltk_data"
     st = punkt_status(data_dir)

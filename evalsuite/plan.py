@@ -71,7 +71,7 @@ class Plan(BaseModel):
 def count_requests(exp: Experiment) -> dict[str, dict[str, int]]:
     """benchmark id -> {"documents", "loglikelihood", "generation"}: the requests lm-eval builds for
     one model with the experiment's tasks, data and limit."""
-    from evalsuite import data
+    from evalsuite.data.overrides import write_task_overrides
     from evalsuite.run.lm_eval_main import install_leaderboard_index
     from evalsuite.run.runner import check_data
     from evalsuite.suite import load_suite
@@ -82,7 +82,7 @@ def count_requests(exp: Experiment) -> dict[str, dict[str, int]]:
     suite = load_suite()
     out: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory(prefix="evalsuite-plan-") as tmp:
-        include = data.write_task_overrides(mirror, list(exp.benchmarks), Path(tmp) / "tasks", revisions, exp.harness)
+        include = write_task_overrides(mirror, list(exp.benchmarks), Path(tmp) / "tasks", revisions, exp.harness)
         saved = {k: os.environ.get(k) for k in ("HF_DATASETS_CACHE", "HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "NLTK_DATA")}
         stack = contextlib.ExitStack()
         try:

@@ -55,7 +55,7 @@ def nltk_for_ifeval(store: Store, needed: bool):
     if not needed:
         yield
         return
-    from evalsuite.nltk_data import ensure_punkt_tab
+    from evalsuite.data.nltk_data import ensure_punkt_tab
 
     folder = store.root / "nltk_data"
     status = ensure_punkt_tab(folder, offline=True)

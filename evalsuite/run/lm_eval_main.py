@@ -56,7 +56,7 @@ class _IntendedOverrides:
 
 
 def _written_by_evalsuite(path: str) -> bool:
-    from evalsuite.data import OVERRIDE_MARKER
+    from evalsuite.data.tasks import OVERRIDE_MARKER
 
     try:
         with open(path, encoding="utf-8") as fh:

