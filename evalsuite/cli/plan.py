@@ -43,7 +43,7 @@ def plan(
     if fmt == "json":
         typer.echo(p.model_dump_json(indent=1))
         return
-    from evalsuite.cli.tables import Grid, out_console
+    from evalsuite.report.tables import Grid, out_console
 
     console = out_console()
     g = Grid(title=f"{p.experiment}: requests per model ({p.harness} harness{'' if p.limit is None else f', limit {p.limit:g}'})",
@@ -53,7 +53,7 @@ def plan(
     m = Grid(title="models", key="model", columns=["role", "finished (last run)", "to run"], left={"finished (last run)", "to run"})
     for mp in p.models:
         m.add(mp.model, [mp.role, ", ".join(mp.finished) or "—", ", ".join(mp.to_run) or "—"])
-    from evalsuite.cli.tables import fit
+    from evalsuite.report.tables import fit
 
     console.print(fit(g, console.width))
     console.print(fit(m, console.width))
