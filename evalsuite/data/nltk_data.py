@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -92,8 +93,6 @@ def _locate(search: list[str]):
     Plain Python on purpose: NLTK's own readers refuse anything outside this process's
     `nltk.data.path` (its path sandbox), and `data_dir` only joins that path in the child.
     """
-    import zipfile
-
     for root in search:
         folder = Path(root) / PUNKT_SUBDIR
         if folder.is_dir():
@@ -121,7 +120,7 @@ def punkt_status(data_dir: Path | None = None, *, include_nltk_path: bool = True
 
     `include_nltk_path=False` looks in `data_dir` only.
     """
-    import nltk.data
+    import nltk.data  # here: nltk reads NLTK_DATA when first imported (and takes ~3 s)
 
     search = [str(data_dir)] if data_dir is not None else []
     if include_nltk_path:
