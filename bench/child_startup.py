@@ -89,7 +89,8 @@ def profile(args: list[str], env: dict[str, str], folder: Path) -> None:
 
 
 def timed_rounds(args: list[str], env: dict[str, str], folder: Path, rounds: int) -> None:
-    from evalsuite.run.warm import WarmPool, modeling_module
+    from evalsuite.run.warm import modeling_module
+    from evalsuite.run.warm_pool import WarmPool
 
     preload = [m for m in [modeling_module("gemma2")] if m]
     pool = WarmPool()

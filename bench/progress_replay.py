@@ -5,7 +5,7 @@ with the true time left (issue 23's goal: within ±50% after the first minute).
 
 Each process's start and end come from its jobs' `job.json`; each progress-bar line of its
 `lm_eval.log` is placed at its phase's start (the timestamped log line just before the bar
-began) plus the bar's own elapsed time. The estimator (`runner._ProgressEvents`) is fed these
+began) plus the bar's own elapsed time. The estimator (`evalsuite.run.events.ProgressEvents`) is fed these
 lines in time order with its clock set to the replayed time, and sampled every `--every` seconds.
 """
 
@@ -55,12 +55,12 @@ def processes(results: Path) -> list[dict]:
 
 
 def replay(results: Path, every: float, workers: int, batch: int) -> list[tuple[float, float | None, float]]:
-    from evalsuite.run import runner
+    from evalsuite.run import events as runner_events
 
     procs = processes(results)
     t0, t_end = procs[0]["start"], max(p["end"] for p in procs)
     now = [t0]
-    runner.time = SimpleNamespace(time=lambda: now[0])  # the estimator's clock: the replayed time
+    runner_events.time = SimpleNamespace(time=lambda: now[0])  # the estimator's clock: the replayed time
 
     class Bar:  # the parts of rich's Progress the events touch
         console = SimpleNamespace(print=lambda *a, **k: None)
@@ -73,7 +73,7 @@ def replay(results: Path, every: float, workers: int, batch: int) -> list[tuple[
                             first=SimpleNamespace(model=SimpleNamespace(name=p["name"], device=p["device"]),
                                                   settings=SimpleNamespace(batch_size=batch, threads=p["threads"])),
                             jobs=[]) for p in procs]  # device and threads as the run had them (the CPU's crowding)
-    events = runner._ProgressEvents(Bar(), 0, 1, SimpleNamespace(done={}, failed=[]), fake, workers)
+    events = runner_events.ProgressEvents(Bar(), 0, 1, SimpleNamespace(done={}, failed=[]), fake, workers)
     timeline = [(p["start"], "start", i, None) for i, p in enumerate(procs)] + [(p["end"], "end", i, None) for i, p in enumerate(procs)]
     timeline += [(t, "line", i, line) for i, p in enumerate(procs) for t, line in p["lines"]]
     timeline.sort(key=lambda e: (e[0], {"start": 0, "line": 1, "end": 2}[e[1]]))
@@ -83,7 +83,7 @@ def replay(results: Path, every: float, workers: int, batch: int) -> list[tuple[
             t, kind, i, line = timeline[k]
             now[0] = t
             if kind == "start":
-                events.running[fake[i].process_id] = runner._Child(fake[i])
+                events.running[fake[i].process_id] = runner_events.ChildProgress(fake[i])
             elif kind == "end":
                 events._end(fake[i])
             else:

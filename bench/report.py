@@ -178,7 +178,7 @@ def _peak_rss_kib() -> float:
 def measure(root: Path, reports: Path, n_boot: int) -> dict:
     """The measured step: load, compare, render (what `evalsuite report` does)."""
     from evalsuite.config import StatsSettings
-    from evalsuite.report import build_report
+    from evalsuite.report.build import build_report
 
     t0 = time.perf_counter()  # after imports: the parent also times the whole child process
     paths = build_report(root, "bench", reports, stats=StatsSettings(n_boot=n_boot), published=Path(__file__).resolve().parent.parent / "examples" / "published_scores.csv")

@@ -48,8 +48,8 @@ SKIP = {"alias", "name", "sample_len", "sample_count"}
 def make_template(dest: Path) -> Path:
     """Run the real lm-eval CLI once (dummy model, all 39 tasks, the demo mirror's rows) and keep its
     results file as `dest` (about a minute on 2 cores)."""
-    from evalsuite.data import write_task_overrides
-    from evalsuite.nltk_data import ensure_punkt_tab
+    from evalsuite.data.overrides import write_task_overrides
+    from evalsuite.data.nltk_data import ensure_punkt_tab
     from evalsuite.suite import load_suite
 
     work = dest.parent / "lm_eval_dummy"

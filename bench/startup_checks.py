@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from hub_server import SimHub, folder_files, use_in_process  # noqa: E402
 
 from evalsuite.config import load_experiment  # noqa: E402
-from evalsuite.data import HUB_DATASETS  # noqa: E402
+from evalsuite.data.tasks import HUB_DATASETS  # noqa: E402
 from evalsuite.fixtures.tiny import build_demo_models  # noqa: E402
 from evalsuite.preflight import check_study  # noqa: E402
 from evalsuite.run.runner import check_data  # noqa: E402

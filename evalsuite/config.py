@@ -18,6 +18,7 @@ from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID
 from evalsuite.schema import Harness, StartMode, TaskIndex
 from evalsuite.suite import load_suite
+from evalsuite.textio import decode
 
 from evalsuite.names import ExperimentName, name_problem  # noqa: E402  the one name rule (names become file names)
 
@@ -283,7 +284,7 @@ def _line_map(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
     return lines
 
 
-def _resolve_paths(data: dict, base: Path) -> dict:
+def resolve_paths(data: dict, base: Path) -> dict:
     """Make relative paths relative to the config file's folder."""
 
     def fix(p):
@@ -314,8 +315,6 @@ def _resolve_paths(data: dict, base: Path) -> dict:
 
 def read_yaml_file(path: Path, what: str = "config") -> tuple[dict, dict[tuple, int]]:
     """A YAML mapping and the line of each key path; a UserError naming the line if it is not one."""
-    from evalsuite.textio import decode
-
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -360,7 +359,7 @@ def load_experiment(path: Union[str, Path], overrides: Optional[dict] = None) ->
     data, lines = read_yaml_file(path)
     if "samples" in data:  # set by `evalsuite sweep` only
         raise UserError(f"{path}:{lines.get(('samples',), '?')}: samples: unknown key")
-    data = _resolve_paths(dict(data), path.resolve().parent)
+    data = resolve_paths(dict(data), path.resolve().parent)
     # CLI overrides; mappings merge one level deep. An error in one names the command line.
     from_cli = [(k, *([sub] if isinstance(v, dict) else [])) for k, v in (overrides or {}).items() for sub in (v if isinstance(v, dict) else [None])]
     for key, value in (overrides or {}).items():

@@ -6,21 +6,22 @@ import os
 import shutil
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
-from pydantic import BaseModel
+from huggingface_hub import HfApi, get_token
 
 from evalsuite.config import Experiment
+from evalsuite.data.hub_data import hub_snapshots
+from evalsuite.data.nltk_data import punkt_status
+from evalsuite.data.tasks import HUB_DATASETS, mirror_problems
+from evalsuite.errors import UserError
+from evalsuite.hub import env_offline, hub_problem
+from evalsuite.lm_eval_api import package_version
+from evalsuite.preflight import Check, study_checks
+from evalsuite.run.jobs import NUMERIC_PACKAGES, hub_kernels, machine_info
 
 REQUIRED = {"lm_eval": "0.4.13", "mergekit": "0.1.5"}
 PACKAGES = ["torch", "transformers", "accelerate", "datasets", "lm_eval", "mergekit", "langdetect", "math-verify", "nltk"]
-
-
-class Check(BaseModel):
-    name: str
-    status: Literal["ok", "warn", "fail"]
-    detail: str
-    fix: str = ""
 
 
 def _packages() -> list[Check]:
@@ -40,7 +41,7 @@ def _packages() -> list[Check]:
 
 
 def _device(exp: Experiment) -> Check:
-    import torch
+    import torch  # here, not at the top: seconds to import (5.3 s cold on the CI machine); `numeric_environment` alone does not need it
 
     cuda = torch.cuda.is_available()
     if exp.device.startswith("cuda") and not cuda:
@@ -60,13 +61,11 @@ def _offline(exp: Experiment) -> Check:
 
 
 def _data(exp: Experiment) -> list[Check]:
-    from evalsuite import data
-
     out = []
     for b in exp.benchmarks:
-        repo = data.HUB_DATASETS[b]
+        repo = HUB_DATASETS[b]
         if exp.use_mirror:
-            problems = data.mirror_problems(Path(exp.data.mirror), [b])
+            problems = mirror_problems(Path(exp.data.mirror), [b])
             if problems:
                 out.append(Check(name=f"data {b}", status="fail", detail=problems[0], fix=f"hf download --repo-type dataset {repo} --local-dir {Path(exp.data.mirror) / repo}"))
             else:
@@ -77,17 +76,10 @@ def _data(exp: Experiment) -> list[Check]:
 
 
 def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
-    from huggingface_hub import HfApi, get_token
-
-    from evalsuite import data
-    from evalsuite.errors import UserError
-
     gated = bench == "gpqa"
-    from evalsuite.hub import env_offline
-
     if exp.offline or env_offline():
         try:  # the snapshot of the commit the job's data identity will name, checked as run checks it
-            folder = data.hub_snapshots([bench], exp.data.revisions, offline=True)[bench]
+            folder = hub_snapshots([bench], exp.data.revisions, offline=True)[bench]
         except UserError as exc:
             what, _, fix = str(exc).rpartition(": ")
             return Check(name=f"data {bench}", status="fail", detail=what, fix=fix)
@@ -99,8 +91,6 @@ def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
         return Check(name=f"data {bench}", status="fail", detail=f"{repo}: {str(exc).splitlines()[0][:100]}", fix=fix)
     if gated and not get_token():
         return Check(name=f"data {bench}", status="fail", detail=f"{repo} is gated and no HF token is set", fix="accept the terms on the hub and `hf auth login`")
-    from evalsuite.hub import hub_problem
-
     try:  # a gated repo's info is public, its files are not: may this token read them?
         HfApi().auth_check(repo, repo_type="dataset")
     except Exception as exc:
@@ -112,8 +102,6 @@ def _hub_dataset(bench: str, repo: str, exp: Experiment) -> Check:
 def _nltk(exp: Experiment) -> Optional[Check]:
     if "ifeval" not in exp.benchmarks:
         return None
-    from evalsuite.nltk_data import punkt_status
-
     data_dir = Path(exp.output.results) / "nltk_data"
     st = punkt_status(data_dir)
     if st.kind in {"nltk", "installed_package"}:
@@ -151,9 +139,6 @@ def numeric_environment(exp: Experiment) -> list[Check]:
     """The numeric environment every job's identity holds (torch, transformers, tokenizers and
     kernels versions, hub kernels; evalsuite.run.jobs.numeric_env) and the machine's CUDA, cuDNN
     and GPU, each against what the leaderboard ran where that is known (docs/fidelity.md)."""
-    from evalsuite.lm_eval_api import package_version
-    from evalsuite.run.jobs import NUMERIC_PACKAGES, hub_kernels, machine_info
-
     out = []
     for pkg in NUMERIC_PACKAGES:
         v = package_version(pkg)
@@ -186,6 +171,4 @@ def run_checks(exp: Experiment) -> list[Check]:
     if nltk:
         checks.append(nltk)
     checks.append(_disk(exp))
-    from evalsuite.preflight import study_checks  # hub models, details repos, disk for the study
-
-    return checks + study_checks(exp)
+    return checks + study_checks(exp)  # hub models, details repos, disk for the study

@@ -88,7 +88,7 @@ def requests_per_document(exp: Experiment, limit: Optional[float]) -> dict[str, 
     lm-eval's own task code builds for that document, on the experiment's task files and data, the
     first `limit` documents (None: every one; a document's index is its place in the task's
     evaluation split, the index lm-eval's `--samples` takes)."""
-    from evalsuite import data
+    from evalsuite.data.overrides import write_task_overrides
     from evalsuite.run.lm_eval_main import install_leaderboard_index
     from evalsuite.run.runner import check_data
     from evalsuite.suite import load_suite
@@ -99,7 +99,7 @@ def requests_per_document(exp: Experiment, limit: Optional[float]) -> dict[str, 
     suite = load_suite()
     out: dict[str, dict[str, dict[int, tuple[int, int]]]] = {}
     with tempfile.TemporaryDirectory(prefix="evalsuite-plan-") as tmp:
-        include = data.write_task_overrides(mirror, list(exp.benchmarks), Path(tmp) / "tasks", revisions, exp.harness)
+        include = write_task_overrides(mirror, list(exp.benchmarks), Path(tmp) / "tasks", revisions, exp.harness)
         saved = {k: os.environ.get(k) for k in ("HF_DATASETS_CACHE", "HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "NLTK_DATA")}
         stack = contextlib.ExitStack()
         try:

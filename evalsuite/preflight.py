@@ -2,7 +2,7 @@
 `run`'s start-up and in `doctor`): every hub model present at its revision in the HF cache or
 readable on the hub (gated repos included), every leaderboard details repo of a `published:` model
 readable, free disk for the parents' downloads, the merge and the outputs, and (on CUDA) GPU memory
-for the largest model. Each failure is one line with its fix (`doctor.Check`).
+for the largest model. Each failure is one line with its fix (`Check`).
 
 Online a model's size comes from the hub's file listing (`model_info(files_metadata=True)`), offline
 from its cached snapshot; a model the cache holds needs no more room.
@@ -12,16 +12,28 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
+
+from huggingface_hub import HfApi, constants
+from pydantic import BaseModel
 
 from evalsuite.config import Experiment, ModelSpec
-from evalsuite.doctor import Check
 from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID_AT, cached_snapshot, env_offline, hub_problem, offline_snapshot
-from evalsuite.models.model_files import DTYPE_BYTES
+from evalsuite.models.model_files import DTYPE_BYTES, folder_headers, numel
 
 GIB = 1024**3
 WEIGHTS = (".safetensors",)  # what a merge and lm-eval read of a model (safetensors only by default)
+
+
+class Check(BaseModel):
+    """One check of `evalsuite doctor` or of the start-up check: ok / warn / fail, and the fix."""
+
+    name: str
+    status: Literal["ok", "warn", "fail"]
+    detail: str
+    fix: str = ""
+
 
 
 def _offline(exp: Experiment) -> bool:
@@ -49,8 +61,6 @@ def model_check(spec: ModelSpec, offline: bool) -> tuple[Check, int]:
         return Check(name=name, status="fail", detail=f"{where}: not in the HF cache and the run is offline",
                      fix=f"hf download {spec.hub}" + (f" --revision {spec.revision}" if spec.revision else "")
                      + " (online), or map it with local_models:"), 0
-    from huggingface_hub import HfApi
-
     try:
         info = HfApi().model_info(spec.hub, revision=spec.revision, files_metadata=True, timeout=30)
         HfApi().auth_check(spec.hub, repo_type="model")  # a gated repo's info is public, its files are not
@@ -78,8 +88,6 @@ def details_check(spec: ModelSpec, offline: bool) -> Optional[Check]:
             return Check(name=name, status="fail", detail=str(exc), fix="name the commit: published: REPO@COMMIT")
         return Check(name=name, status="ok" if ok else "fail", detail=f"{repo}: {'in' if ok else 'not in'} the HF cache (offline)",
                      fix="" if ok else "run once online (the import downloads it), or give a local folder")
-    from huggingface_hub import HfApi
-
     try:
         HfApi().auth_check(repo, repo_type="dataset")
     except Exception as exc:
@@ -99,8 +107,6 @@ def _free_at(path: Path) -> tuple[Path, int, int]:
 def disk_check(exp: Experiment, downloads: int) -> Check:
     """Free disk for the parents' downloads (HF cache) + the merge (results/merged: one parent's
     size, twice while a rebuild swaps the new merge in) + the outputs (~50 MiB of samples a job)."""
-    from huggingface_hub import constants
-
     sizes = []
     for m in [exp.candidate, *exp.parents]:
         folder = m.path or exp.local_models.get(m.hub or "") or (cached_snapshot(m.hub, m.revision) if m.hub else None)
@@ -142,8 +148,6 @@ def _stored_params(folder: Path) -> dict[str, int]:
     """dtype -> parameter count of the weights transformers would load from a folder, from the
     safetensors headers alone (models.model_files: no tensor is read); {} when unreadable (the
     model checks say why)."""
-    from evalsuite.models.model_files import folder_headers, numel
-
     out: dict[str, int] = {}
     try:
         headers = folder_headers(Path(folder), "model")
@@ -168,7 +172,7 @@ def _gpu_free(device: str) -> Optional[tuple[str, int, int]]:
     """(GPU name, free bytes, total bytes) of the GPU the jobs will use, None without CUDA."""
     if device == "cpu" or device.startswith("mps"):
         return None
-    import torch
+    import torch  # here, not at the top: seconds to import (5.3 s cold on the CI machine); only CUDA needs it
 
     if not torch.cuda.is_available():
         return None

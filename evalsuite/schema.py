@@ -1,7 +1,7 @@
 """The records that cross stages, in one place (pydantic): what a model is (`ModelRef`), what a
 finished job stored (`JobRecord`), which job served which model x benchmark in an experiment's
 last run (`ExperimentRecord`). The study built from them (scores, lazily read samples) is
-`evalsuite.study.Study`; what a run did is `evalsuite.run.runner.RunOutcome`.
+`evalsuite.study.Study`; what a run did is `evalsuite.run.events.RunOutcome`.
 
 `schema_version` is written into every job and experiment record and checked on read
 (`check_version`): a record of another version is refused with one line saying what to do.

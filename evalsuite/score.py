@@ -674,7 +674,7 @@ def render_table(scores: Sequence[ModelScores], suite: Optional[Suite] = None, t
 def score_grid(scores: Sequence[ModelScores], suite: Optional[Suite] = None, title: Optional[str] = None):
     """`render_table`'s content as an `evalsuite.cli.tables.Grid`: laid out to fit the terminal
     (model names never cut) or written as json/csv (unrounded values)."""
-    from evalsuite.cli.tables import Grid
+    from evalsuite.report.tables import Grid
 
     cols = table_columns(suite)
     grid = Grid(title=title or "Open LLM Leaderboard v2 (normalized)", key="Model", columns=cols)

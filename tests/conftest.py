@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
 
@@ -249,7 +250,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         Path(os.environ["EVALSUITE_TEST_COUNTS"]).write_text(json.dumps(counts, indent=1))
 
 
-_FILE_SECONDS: "collections.Counter[str]" = __import__("collections").Counter()
+_FILE_SECONDS: "collections.Counter[str]" = collections.Counter()
 
 
 def pytest_runtest_logreport(report):

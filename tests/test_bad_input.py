@@ -367,10 +367,10 @@ def test_cli_compare_and_report_before_any_run(command, tiny_models, tmp_path, c
 
 
 def test_cli_regress_unknown_baseline(tmp_path, capsys):
-    from evalsuite.history.runs import _connect
+    from evalsuite.history.db import connect
 
     root = tmp_path / "store"
-    _connect(root, create=True).close()  # a history with no runs and no baselines
+    connect(root, create=True).close()  # a history with no runs and no baselines
     before = sorted(p.name for p in root.iterdir())
     junit = tmp_path / "junit.xml"
     fails(capsys, tmp_path, ["regress", "--results", str(root), "--baseline", "nightly", "--junit", str(junit)],

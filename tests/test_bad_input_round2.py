@@ -353,9 +353,9 @@ def foreign_sqlite(path: Path) -> Path:
 
 
 def evalsuite_history(root: Path) -> Path:
-    from evalsuite.history.runs import _connect
+    from evalsuite.history.db import connect
 
-    _connect(root, create=True).close()
+    connect(root, create=True).close()
     return root / "history.sqlite"
 
 
@@ -405,7 +405,7 @@ def test_read_only_commands_open_the_history_read_only(home, capsys):
 
 
 def test_a_history_created_by_evalsuite_carries_its_marker(tmp_path):
-    from evalsuite.history.runs import APPLICATION_ID, check_history_file
+    from evalsuite.history.db import APPLICATION_ID, check_history_file
 
     db = evalsuite_history(tmp_path)
     assert int.from_bytes(db.read_bytes()[68:72], "big") == APPLICATION_ID

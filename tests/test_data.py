@@ -14,14 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evalsuite import data
+from evalsuite.data.overrides import write_task_overrides
+from evalsuite.data.tasks import HUB_DATASETS, data_identity, installed_task_yamls, load_task_yaml, mirror_problems
 from evalsuite.errors import UserError
 from evalsuite.fixtures import demo_data as dd
 from evalsuite.suite import load_suite
 
 REPO = Path(__file__).resolve().parent.parent
 MIRROR = REPO / "examples" / "demo_mirror"
-ALL = list(data.HUB_DATASETS)
+ALL = list(HUB_DATASETS)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -35,9 +36,9 @@ def _tree(root: Path) -> dict[str, bytes]:
 def _punkt_dir(tmp: Path) -> Path:
     """NLTK punkt_tab for IFEval scoring (key 1007 counts sentences), or skip."""
     try:
-        from evalsuite.nltk_data import ensure_punkt_tab
+        from evalsuite.data.nltk_data import ensure_punkt_tab
     except ImportError:
-        pytest.skip("evalsuite.nltk_data (offline punkt_tab for IFEval) is not in this checkout")
+        pytest.skip("evalsuite.data.nltk_data (offline punkt_tab for IFEval) is not in this checkout")
     status = ensure_punkt_tab(tmp, offline=True)
     if not status.genuine:
         pytest.skip(f"NLTK punkt_tab unavailable offline: {status.detail}")
@@ -102,9 +103,9 @@ def test_mirror_layout_follows_the_hub_repos():
 
 def test_bbh_targets_are_choices_of_the_installed_task():
     suite = load_suite()
-    yamls = data.installed_task_yamls()
+    yamls = installed_task_yamls()
     for sub, rows in dd.BBH.items():
-        cfg = data._load_task_yaml(yamls[f"leaderboard_bbh_{sub}"])
+        cfg = load_task_yaml(yamls[f"leaderboard_bbh_{sub}"])
         choices = cfg["doc_to_choice"]
         assert len(choices) == suite.get("bbh").choices[sub]
         assert len(rows) >= 3
@@ -189,7 +190,7 @@ def test_multiple_choice_golds_are_consistent():
 
 
 def test_demo_mirror_has_no_problems():
-    assert data.mirror_problems(MIRROR, ALL) == []
+    assert mirror_problems(MIRROR, ALL) == []
 
 
 def test_mirror_problems_catch_broken_copies(tmp_path):
@@ -204,15 +205,15 @@ def test_mirror_problems_catch_broken_copies(tmp_path):
     readme = m / "TIGER-Lab/MMLU-Pro/README.md"
     readme.write_text("---\nlicense: mit\n---\n")
 
-    problems = data.mirror_problems(m, ALL)
+    problems = mirror_problems(m, ALL)
     text = "\n".join(problems)
     assert all("\n" not in p for p in problems)
     assert "no 'team_allocation' split" in text
     assert f"{bbh}: missing column(s) 'target'" in text
     assert "Idavidrein/gpqa is missing" in text
     assert f"{readme}: no `configs:` block" in text
-    assert data.mirror_problems(m, ["ifeval", "math_hard"]) == []
-    assert data.mirror_problems(tmp_path / "nope", ALL) == [
+    assert mirror_problems(m, ["ifeval", "math_hard"]) == []
+    assert mirror_problems(tmp_path / "nope", ALL) == [
         f"mirror folder {tmp_path / 'nope'} does not exist"]
 
 
@@ -225,7 +226,7 @@ def test_mirror_problems_check_fewshot_rows_and_math_levels(tmp_path):
     table = pq.read_table(geo)
     keep = [lvl != "Level 5" for lvl in table.column("level").to_pylist()]
     pq.write_table(table.filter(pa.array(keep)), geo)
-    text = "\n".join(data.mirror_problems(m, ["mmlu_pro", "math_hard"]))
+    text = "\n".join(mirror_problems(m, ["mmlu_pro", "math_hard"]))
     assert "split 'validation' has 3 rows, leaderboard_mmlu_pro takes 5-shot" in text
     assert "config 'geometry' split 'test' has no 'Level 5' rows" in text
 
@@ -234,45 +235,45 @@ def test_mirror_problems_check_fewshot_rows_and_math_levels(tmp_path):
 
 
 def test_write_task_overrides(tmp_path):
-    out = data.write_task_overrides(MIRROR, ALL, tmp_path / "tasks")
+    out = write_task_overrides(MIRROR, ALL, tmp_path / "tasks")
     suite = load_suite()
     leaves = [t for b in ALL for t in suite.get(b).leaf_tasks]
     assert len(leaves) == 39
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.yaml" for t in leaves)
-    cfg = data._load_task_yaml(out / "leaderboard_musr_team_allocation.yaml")
+    cfg = load_task_yaml(out / "leaderboard_musr_team_allocation.yaml")
     assert cfg["task"] == "leaderboard_musr_team_allocation"
     assert cfg["dataset_path"] == str(MIRROR.resolve() / "TAUR-Lab/MuSR")
     assert cfg["test_split"] == "team_allocation"  # inherited through include:
     assert cfg["doc_to_text"] == "!function utils.doc_to_text"
     first = _tree(out)
-    data.write_task_overrides(MIRROR, ALL, out)  # rewrite in place: same bytes
+    write_task_overrides(MIRROR, ALL, out)  # rewrite in place: same bytes
     assert _tree(out) == first
-    data.write_task_overrides(MIRROR, ["bbh"], out)  # a smaller set drops the others
+    write_task_overrides(MIRROR, ["bbh"], out)  # a smaller set drops the others
     assert len(list(out.iterdir())) == 24
 
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="did not write"):
-        data.write_task_overrides(MIRROR, ALL, tmp_path / "other")
+        write_task_overrides(MIRROR, ALL, tmp_path / "other")
     with pytest.raises(UserError, match="does not exist"):
-        data.write_task_overrides(tmp_path / "nope", ALL, tmp_path / "t2")
+        write_task_overrides(tmp_path / "nope", ALL, tmp_path / "t2")
     assert not (tmp_path / "t2").exists()
 
 
 def test_data_identity(tmp_path):
-    assert data.data_identity(None, ALL) == "hub"
+    assert data_identity(None, ALL) == "hub"
     m = tmp_path / "mirror"
     shutil.copytree(MIRROR, m)
-    ident = data.data_identity(m, ALL)
-    assert ident.startswith("sha256:") and ident == data.data_identity(MIRROR, ALL)
-    only_bbh = data.data_identity(m, ["bbh"])
+    ident = data_identity(m, ALL)
+    assert ident.startswith("sha256:") and ident == data_identity(MIRROR, ALL)
+    only_bbh = data_identity(m, ["bbh"])
     (m / "SaylorTwift/bbh/.cache").mkdir()
     (m / "SaylorTwift/bbh/.cache/x.metadata").write_text("download bookkeeping")
-    assert data.data_identity(m, ALL) == ident
+    assert data_identity(m, ALL) == ident
     csv_path = m / "Idavidrein/gpqa/gpqa_main.csv"
     csv_path.write_bytes(csv_path.read_bytes().replace(b"18 g/mol", b"19 g/mol", 1))
-    assert data.data_identity(m, ALL) != ident
-    assert data.data_identity(m, ["bbh"]) == only_bbh
+    assert data_identity(m, ALL) != ident
+    assert data_identity(m, ["bbh"]) == only_bbh
 
 
 # ---------------------------------------------------------------- the real thing: lm-eval loads it
@@ -280,7 +281,7 @@ def test_data_identity(tmp_path):
 
 @pytest.mark.slow
 def test_lm_eval_reads_all_39_tasks_from_the_mirror(tmp_path):
-    overrides = data.write_task_overrides(MIRROR, ALL, tmp_path / "tasks")
+    overrides = write_task_overrides(MIRROR, ALL, tmp_path / "tasks")
     env = {
         **os.environ,
         "HF_HOME": str(tmp_path / "hf_home"),  # keep the user's datasets cache untouched
@@ -312,7 +313,7 @@ def test_mirror_json_data_as_array_or_broken(tmp_path):
     f = m / "wis-k/instruction-following-eval/input_data.jsonl"
     rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
     f.write_text(json.dumps(rows, indent=2))
-    assert data.mirror_problems(m, ["ifeval"]) == []
+    assert mirror_problems(m, ["ifeval"]) == []
     f.write_text(json.dumps(rows, indent=2)[:-40])  # cut short
-    problems = data.mirror_problems(m, ["ifeval"])
+    problems = mirror_problems(m, ["ifeval"])
     assert problems == [f"ifeval: {f}: not a data file lm-eval can read (parquet, csv, JSON lines or a JSON array of rows)"]

@@ -153,9 +153,10 @@ def test_demo_runs_one_lm_eval_process_per_model(demo_run):
 
 
 def _overrides(tmp_path: Path, harness: str) -> Path:
-    from evalsuite import data
+    from evalsuite.data.hub_data import hub_commits, hub_identity
+    from evalsuite.data.overrides import override_yamls, write_task_overrides
 
-    return data.write_task_overrides(MIRROR, ["gpqa"], tmp_path / f"tasks-{harness}", harness=harness)
+    return write_task_overrides(MIRROR, ["gpqa"], tmp_path / f"tasks-{harness}", harness=harness)
 
 
 def _lm_eval(module: str, model: Path, out: Path, cache: Path, include: Path, seed: str = "0,1234,1234,1234") -> None:
@@ -289,7 +290,8 @@ def _hub_cache(root: Path, repo: str, sha: str) -> None:
 
 
 def test_hub_data_identity_is_the_dataset_commit(tmp_path, monkeypatch):
-    from evalsuite import data
+    from evalsuite.data.hub_data import hub_commits, hub_identity
+    from evalsuite.data.overrides import override_yamls, write_task_overrides
 
     cache = tmp_path / "hub"
     _hub_cache(cache, "TAUR-Lab/MuSR", "a" * 40)
@@ -297,13 +299,13 @@ def test_hub_data_identity_is_the_dataset_commit(tmp_path, monkeypatch):
     import huggingface_hub.constants as hc
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
-    got = data.hub_commits(["musr", "gpqa"], {"gpqa": "b" * 40}, offline=True)
+    got = hub_commits(["musr", "gpqa"], {"gpqa": "b" * 40}, offline=True)
     assert got == {"musr": "a" * 40, "gpqa": "b" * 40}
-    assert data.hub_identity("musr", got["musr"]) == f"hub:TAUR-Lab/MuSR@{'a' * 40}"
+    assert hub_identity("musr", got["musr"]) == f"hub:TAUR-Lab/MuSR@{'a' * 40}"
     with pytest.raises(UserError, match=r"TIGER-Lab/MMLU-Pro.*pin it with data: \{revisions: \{mmlu_pro: SHA\}\}"):
-        data.hub_commits(["mmlu_pro"], {}, offline=True)
+        hub_commits(["mmlu_pro"], {}, offline=True)
     # lm-eval reads exactly that commit: each task override passes it to datasets.load_dataset
-    files = data.override_yamls(None, ["musr"], got)
+    files = override_yamls(None, ["musr"], got)
     import yaml
 
     body = yaml.safe_load(files["leaderboard_musr_murder_mysteries.yaml"].split("\n", 1)[1])
@@ -333,12 +335,13 @@ def _first_prompt(tmp_path: Path, harness: str, task: str) -> str:
     """The first request's context lm-eval 0.4.13 builds for `task` from the demo mirror."""
     from lm_eval.tasks import TaskManager
 
-    from evalsuite import data
+    from evalsuite.data.hub_data import hub_commits, hub_identity
+    from evalsuite.data.overrides import override_yamls, write_task_overrides
     from evalsuite.run.lm_eval_main import leaderboard_dir
 
     include = tmp_path / f"bbh-{harness}"
     if not include.is_dir():
-        data.write_task_overrides(MIRROR, ["bbh"], include, harness=harness)
+        write_task_overrides(MIRROR, ["bbh"], include, harness=harness)
     manager = TaskManager(include_path=[str(leaderboard_dir()), str(include)], include_defaults=False)  # as lm_eval_main indexes
     t = manager.load([task])["tasks"][task]
     t.build_all_requests(limit=1, rank=0, world_size=1)

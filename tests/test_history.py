@@ -17,7 +17,8 @@ import pytest
 
 from evalsuite.cli.main import main
 from evalsuite.errors import UserError
-from evalsuite.history.runs import db_path, get_run, list_baselines, list_runs, record_run
+from evalsuite.history.db import db_path
+from evalsuite.history.runs import get_run, list_baselines, list_runs, record_run
 from evalsuite.report.plots import trend_figure, trend_png
 from evalsuite.store import Store
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import data
+from evalsuite.data.hub_data import hub_snapshot, hub_snapshots
+from evalsuite.data.overrides import override_yamls
 from evalsuite.errors import UserError
 from hub_server import folder_files, use_in_process
 
@@ -54,35 +55,35 @@ def test_offline_matrix(two_commits, tmp_path, monkeypatch):
     # empty cache, offline: nothing to read, and says how to get it
     use_in_process(monkeypatch, hub, home, offline=True)
     with pytest.raises(UserError, match=r"^dataset TIGER-Lab/MMLU-Pro \(mmlu_pro\): not in the Hugging Face hub cache and the run is offline: run once online"):
-        data.hub_snapshot("mmlu_pro", None, offline=True)
+        hub_snapshot("mmlu_pro", None, offline=True)
     # online, pinned to the older commit: that commit is downloaded (by commit: no refs/main)
     use_in_process(monkeypatch, hub, home, offline=False)
-    got = data.hub_snapshot("mmlu_pro", old, offline=False)
+    got = hub_snapshot("mmlu_pro", old, offline=False)
     assert got.name == old and not questions(got)[0].startswith("REVISED")
     assert not (home / "hub" / "datasets--TIGER-Lab--MMLU-Pro" / "refs" / "main").exists()
     # offline, one commit cached, no refs/main: no pin needed
     use_in_process(monkeypatch, hub, home, offline=True)
     n = len(hub.requests)
-    assert data.hub_snapshot("mmlu_pro", None, offline=True) == got
+    assert hub_snapshot("mmlu_pro", None, offline=True) == got
     # offline, pinned to a commit the cache lacks: stops, naming it
     with pytest.raises(UserError, match=rf"commit {new} is not in the Hugging Face hub cache and the run is offline"):
-        data.hub_snapshot("mmlu_pro", new, offline=True)
+        hub_snapshot("mmlu_pro", new, offline=True)
     assert len(hub.requests) == n  # offline asks the hub nothing
     # online, not pinned: main's commit now (the revised one)
     use_in_process(monkeypatch, hub, home, offline=False)
-    latest = data.hub_snapshot("mmlu_pro", None, offline=False)
+    latest = hub_snapshot("mmlu_pro", None, offline=False)
     assert latest.name == new and questions(latest)[0].startswith("REVISED ")
     # offline, two commits cached: each pin reads its own rows; no pin names the pins to choose from
     use_in_process(monkeypatch, hub, home, offline=True)
-    assert questions(data.hub_snapshot("mmlu_pro", old, offline=True)) == questions(got)
-    assert data.hub_snapshot("mmlu_pro", new, offline=True) == latest
+    assert questions(hub_snapshot("mmlu_pro", old, offline=True)) == questions(got)
+    assert hub_snapshot("mmlu_pro", new, offline=True) == latest
     with pytest.raises(UserError) as err:
-        data.hub_snapshot("mmlu_pro", None, offline=True)
+        hub_snapshot("mmlu_pro", None, offline=True)
     assert str(err.value) == (f"dataset TIGER-Lab/MMLU-Pro (mmlu_pro): the Hugging Face hub cache holds 2 commits of it; "
                               f"pin the one to read (newest first): data: {{revisions: {{mmlu_pro: {new}}}}}; "
                               f"data: {{revisions: {{mmlu_pro: {old}}}}}")
     # the task override lm-eval reads points at the snapshot of that commit
-    files = data.override_yamls(None, ["mmlu_pro"], harness="leaderboard", folders={"mmlu_pro": got})
+    files = override_yamls(None, ["mmlu_pro"], harness="leaderboard", folders={"mmlu_pro": got})
     assert f"dataset_path: {got}\n" in files["leaderboard_mmlu_pro.yaml"]
     assert "revision" not in files["leaderboard_mmlu_pro.yaml"]
 
@@ -95,19 +96,19 @@ def test_gated_missing_and_broken_datasets_one_line(sim_hub, tmp_path, monkeypat
     use_in_process(monkeypatch, sim_hub, home, offline=False)
     with pytest.raises(UserError, match=r"^dataset Idavidrein/gpqa \(gpqa\): Idavidrein/gpqa is gated and no Hugging Face token is set: "
                                         r"accept its terms at https://huggingface.co/datasets/Idavidrein/gpqa and log in"):
-        data.hub_snapshots(["gpqa"], {}, offline=False)
+        hub_snapshots(["gpqa"], {}, offline=False)
     use_in_process(monkeypatch, sim_hub, home, offline=False, token="hf_other")
     with pytest.raises(UserError, match=r"is gated and this token has not been granted access"):
-        data.hub_snapshots(["gpqa"], {}, offline=False)
+        hub_snapshots(["gpqa"], {}, offline=False)
     use_in_process(monkeypatch, sim_hub, home, offline=False, token="hf_granted")
-    assert data.hub_snapshots(["gpqa"], {}, offline=False)["gpqa"].name == gpqa.branches["main"]
+    assert hub_snapshots(["gpqa"], {}, offline=False)["gpqa"].name == gpqa.branches["main"]
     with pytest.raises(UserError, match=r"^dataset TAUR-Lab/MuSR \(musr\): TAUR-Lab/MuSR not found on the hub"):
-        data.hub_snapshots(["musr"], {}, offline=False)
+        hub_snapshots(["musr"], {}, offline=False)
     with pytest.raises(UserError, match=r"has no revision '0{40}' on the hub: fix the pin"):
-        data.hub_snapshots(["gpqa"], {"gpqa": "0" * 40}, offline=False)
+        hub_snapshots(["gpqa"], {"gpqa": "0" * 40}, offline=False)
     # a commit whose files lm-eval cannot read stops at start-up, naming the commit
     files = mmlu_commit()
     del files["data/validation-00000-of-00001.parquet"]
     bad = sim_hub.repo(MMLU, "dataset").add_commit(files)
     with pytest.raises(UserError, match=rf"^dataset TIGER-Lab/MMLU-Pro@{bad}: mmlu_pro: TIGER-Lab/MMLU-Pro config 'default' split 'validation': no data files match"):
-        data.hub_snapshots(["mmlu_pro"], {}, offline=False)
+        hub_snapshots(["mmlu_pro"], {}, offline=False)

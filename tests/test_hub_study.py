@@ -69,9 +69,9 @@ def test_online_then_offline_then_pinned_older(sim_hub, tiny_models, tmp_path, m
     # the dataset is revised on the hub, and a download puts its new commit in the cache beside the old
     new = dataset.add_commit(mmlu_commit("REVISED"))
     use_in_process(monkeypatch, sim_hub, home, offline=False)
-    from evalsuite import data
+    from evalsuite.data.hub_data import hub_snapshot
 
-    assert data.hub_snapshot("mmlu_pro", None, offline=False).name == new
+    assert hub_snapshot("mmlu_pro", None, offline=False).name == new
     asked = len(sim_hub.requests)
 
     # 3. offline, no pins, two commits cached: stops before any model loads, naming the pins

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.nltk_data import (GENUINE_ENGLISH, MARKER, PUNKT_SUBDIR, _install_dir, ensure_punkt_tab,
+from evalsuite.data.nltk_data import (GENUINE_ENGLISH, MARKER, PUNKT_SUBDIR, _install_dir, ensure_punkt_tab,
                                  punkt_status)
 
 # Sentence counts NLTK's genuine English Punkt gives (checked against NLTK's own punkt_tab files).

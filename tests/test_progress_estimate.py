@@ -1,4 +1,4 @@
-"""`evalsuite run`'s time-left estimate (runner._ProgressEvents), fed lm-eval progress-bar lines
+"""`evalsuite run`'s time-left estimate (evalsuite.run.events.ProgressEvents), fed lm-eval progress-bar lines
 on a fake clock as the executor feeds them: the CPU's cores shared by processes that run at once,
 pending processes queued on the workers (issue #23: the estimate within ±50% of the true time
 left; `bench/progress_replay.py` replays a real run's logs through it)."""
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from evalsuite.run import runner
+from evalsuite.run import events as runner_events
 
 
 def bar(kind: str, done: int, total: int, elapsed: float) -> str:
@@ -20,7 +20,7 @@ def bar(kind: str, done: int, total: int, elapsed: float) -> str:
 class Clock:
     def __init__(self, monkeypatch):
         self.now = 1000.0
-        monkeypatch.setattr(runner, "time", SimpleNamespace(time=lambda: self.now))
+        monkeypatch.setattr(runner_events, "time", SimpleNamespace(time=lambda: self.now))
 
 
 def events(n: int, workers: int, *, device: str = "cpu", threads=None):
@@ -28,7 +28,7 @@ def events(n: int, workers: int, *, device: str = "cpu", threads=None):
                              first=SimpleNamespace(model=SimpleNamespace(name=f"m{i}", device=device),
                                                    settings=SimpleNamespace(batch_size=1, threads=threads)),
                              jobs=[]) for i in range(n)]
-    ev = runner._ProgressEvents(None, 0, 1, SimpleNamespace(done={}, failed=[]), procs, workers)
+    ev = runner_events.ProgressEvents(None, 0, 1, SimpleNamespace(done={}, failed=[]), procs, workers)
     return ev, procs
 
 
@@ -36,7 +36,7 @@ def run_whole(ev, proc, clock, start: float, *, startup=10.0, ll=40.0, gen=60.0,
     """A process that starts at `start` and runs loglikelihood (100 requests) then generation (10)
     at even pace; ends after `tail`. Leaves the clock at its end."""
     clock.now = start
-    ev.running[proc.process_id] = child = runner._Child(proc)
+    ev.running[proc.process_id] = child = runner_events.ChildProgress(proc)
     for i in range(1, 101):
         clock.now = start + startup + ll * i / 100
         child.see(bar("loglikelihood", i, 100, ll * i / 100))

@@ -17,7 +17,8 @@ from scipy.stats import binomtest
 
 from evalsuite.cli.main import main
 from evalsuite.fixtures.tiny import build_demo_models
-from evalsuite.history.runs import db_path, get_run, record_run
+from evalsuite.history.db import db_path
+from evalsuite.history.runs import get_run, record_run
 from evalsuite.history.regress import BenchmarkResult, Difference, RegressReport, junit_xml, regress
 from evalsuite.schema import ExperimentRecord, JobRecord
 from evalsuite.store import Store

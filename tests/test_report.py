@@ -119,7 +119,7 @@ def test_compare_cli_prints_scores_and_verdicts(demo):
     for parent in parents:
         (start,) = [i for i in titles if f"{cand} − {parent} (paired;" in lines[i]]
         end = min([i for i in titles if i > start] + [len(lines)])
-        # each row is two lines (evalsuite/cli/tables.py): Score, docs, Δ, ✓ cand / parent, p, verdict;
+        # each row is two lines (evalsuite/report/tables.py): Score, docs, Δ, ✓ cand / parent, p, verdict;
         # then the interval under Δ and Holm's p in parentheses under p
         cells = [[c.strip() for c in re.split(r"[│┃|]", line)[1:-1]] for line in lines[start + 1:end]]
         rows = [r + cells[i + 1] for i, r in enumerate(cells[:-1])

@@ -15,7 +15,7 @@ import pytest
 from evalsuite import score as sc
 from evalsuite.suite import load_suite
 from conftest import REPO
-from evalsuite.data import write_task_overrides
+from evalsuite.data.overrides import write_task_overrides
 from fixtures_score.lm_eval_layout import build_results, per_benchmark_files, write_results
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ MODEL = "evalsuite-dummy"
 def real_results(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("lm_eval_real")
     include = write_task_overrides(REPO / "examples" / "demo_mirror", SUITE.ids, root / "tasks")
-    from evalsuite.nltk_data import ensure_punkt_tab
+    from evalsuite.data.nltk_data import ensure_punkt_tab
 
     status = ensure_punkt_tab(root / "nltk", offline=True, allow_standin=True)  # IFEval scoring needs it
     assert status.kind != "missing", status.detail

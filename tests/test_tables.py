@@ -1,4 +1,4 @@
-"""Tables readable at 80 columns: model names, recipes and verdicts whole (evalsuite/cli/tables.py).
+"""Tables readable at 80 columns: model names, recipes and verdicts whole (evalsuite/report/tables.py).
 
 The goal test renders the demo run's final output and `compare`'s tables from the session's demo
 run (no new lm-eval run) with COLUMNS=80, as a piped terminal of that width would get them."""
@@ -11,7 +11,7 @@ import re
 
 from rich.console import Console
 
-from evalsuite.cli.tables import Grid, fit, to_csv, to_json
+from evalsuite.report.tables import Grid, fit, to_csv, to_json
 
 HUB_NAMES = ["allknowingroger/Gemmaslerp2-9B", "sam-paech/Delirium-v1", "DreadPoor/Emu_Eggs-9B-Model_Stock"]
 VERDICTS = ("indistinguishable", "better", "worse")

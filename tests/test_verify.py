@@ -287,7 +287,7 @@ def test_limit_runs_only_that_model_with_the_limit(demo, capsys, tmp_path, monke
     """--limit N re-runs the model through run_experiment (replaced here: no lm-eval run) on an
     experiment of its own, with `limit: N`, and checks the jobs that run stored."""
     import evalsuite.run.runner as runner
-    from evalsuite.run.runner import RunOutcome
+    from evalsuite.run.events import RunOutcome
 
     seen = []
 

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from evalsuite.run.warm import LATE_BOUND, PRELOAD, WarmPool, Zygote, modeling_module
+from evalsuite.run.warm import LATE_BOUND, PRELOAD, modeling_module
+from evalsuite.run.warm_pool import WarmPool, Zygote
 
 from conftest import lm_eval_program
 

@@ -30,7 +30,7 @@ def compare(
 
       evalsuite compare --config examples/demo.yaml --format json   # for scripts
     """
-    from evalsuite.cli import tables as tb
+    from evalsuite.report import tables as tb
     from evalsuite.config import load_experiment
     from evalsuite.errors import UserError
     from evalsuite.study import compare_study, read_study
@@ -55,9 +55,9 @@ def compare(
 
 
 def grids_of(study, comparison) -> list:
-    """Scores with intervals, then one grid of deltas per parent (`evalsuite.cli.tables`: laid out
+    """Scores with intervals, then one grid of deltas per parent (`evalsuite.report.tables`: laid out
     to fit the terminal, names and verdicts whole)."""
-    from evalsuite.cli.tables import Grid
+    from evalsuite.report.tables import Grid
     from evalsuite.score import table_columns
     from evalsuite.suite import load_suite
 

@@ -50,11 +50,11 @@ def import_(
         return
     from rich.table import Table
 
-    from evalsuite.cli.tables import out_console
+    from evalsuite.report.tables import out_console
 
     console = out_console()
     console.print(head, markup=False, highlight=False)
-    from evalsuite.cli.tables import print_grids
+    from evalsuite.report.tables import print_grids
 
     print_grids([sc.score_grid(scores)], console, notes=sc.note_lines(scores))
     table = Table(title="Per-sample agreement (recorded vs recomputed)")

@@ -41,7 +41,7 @@ def plan(
     if strategy not in (None, "halving", "full"):
         raise UserError(f"--strategy {strategy!r}: halving or full")
     from evalsuite.cli.run import is_sweep_file
-    from evalsuite.cli.tables import out_console
+    from evalsuite.report.tables import out_console
     from evalsuite.config import load_experiment
     from evalsuite.plan import make_plan
 
@@ -69,7 +69,7 @@ def plan(
 
 def _render(p, console) -> None:
     """A plan's tables and lines (an experiment's, or a sweep's parents')."""
-    from evalsuite.cli.tables import Grid, fit
+    from evalsuite.report.tables import Grid, fit
 
     g = Grid(title=f"{p.experiment}: requests per model ({p.harness} harness{'' if p.limit is None else f', limit {p.limit:g}'})",
              key="benchmark", columns=["documents", "loglikelihood", "generation"])
@@ -96,7 +96,7 @@ def _render(p, console) -> None:
 
 
 def _render_sweep(sp, config: Path) -> None:
-    from evalsuite.cli.tables import Grid, fit, out_console
+    from evalsuite.report.tables import Grid, fit, out_console
 
     console = out_console()
     say = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731

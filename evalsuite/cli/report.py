@@ -47,7 +47,7 @@ def report(
     """
     from evalsuite.config import load_experiment
     from evalsuite.errors import UserError
-    from evalsuite.report import build_report
+    from evalsuite.report.build import build_report
 
     exp = load_experiment(config)
     if published == "hub":

@@ -77,7 +77,7 @@ def run(
         typer.echo("no report: some jobs failed (re-run to retry them; finished jobs are kept)", err=True)
         raise typer.Exit(1)
     if not no_report:
-        from evalsuite.report import report_experiment
+        from evalsuite.report.build import report_experiment
 
         paths = report_experiment(exp, study=study)
         console.print(f"report: {paths.html}", markup=False, highlight=False)
@@ -130,7 +130,7 @@ def final_grids(study) -> list:
 
 def print_final(study, fmt: str = "table", ok: bool = True) -> None:
     """`final_grids` on stdout: laid out for the terminal ($COLUMNS, else 160, when piped), or json/csv."""
-    from evalsuite.cli import tables
+    from evalsuite.report import tables
 
     grids = final_grids(study)
     if fmt == "json":
@@ -149,7 +149,7 @@ def normalized_scores(study) -> list:
 def raw_grid(study):
     """Raw lm-eval metrics (each benchmark's group value, as lm-eval aggregated it), as a
     `tables.Grid`: model names whole at any width."""
-    from evalsuite.cli.tables import Grid
+    from evalsuite.report.tables import Grid
 
     suite = study.suite
     benches = [b for b in suite.benchmarks if any(b.id in per for per in study.runs.values())]

@@ -44,7 +44,7 @@ def score(
         for line in sc.note_lines(scores):  # csv stays machine-readable; json rows carry them
             typer.echo(line, err=True)
     else:
-        from evalsuite.cli.tables import print_grids
+        from evalsuite.report.tables import print_grids
 
         print_grids([sc.score_grid(scores, suite)], notes=sc.note_lines(scores))
 

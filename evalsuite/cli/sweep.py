@@ -61,7 +61,7 @@ def sweep(
 
         typer.echo(json.dumps(summary_json(rec), indent=1))
     else:
-        from evalsuite.cli import tables
+        from evalsuite.report import tables
         from evalsuite.report.sweep import ranking_grid
 
         if fmt == "csv":

@@ -13,86 +13,23 @@ files) happens before the transaction starts.
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel, Field
 
-from evalsuite.faults import checkpoint
 from evalsuite.errors import UserError
+from evalsuite.faults import checkpoint
+from evalsuite.history.db import connect, db_path, new_run_id, transaction
+from evalsuite.names import check_name
 from evalsuite.schema import ExperimentRecord
+from evalsuite.score import ModelScores
 from evalsuite.store import Store
-
-if TYPE_CHECKING:
-    from evalsuite.score import ModelScores
-    from evalsuite.study import Study
-
-DB_NAME = "history.sqlite"
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL,
-    experiment TEXT NOT NULL,
-    config_file TEXT,
-    finished REAL,
-    status TEXT NOT NULL,              -- ok | partial (some jobs failed)
-    failed TEXT NOT NULL,              -- JSON list of failure lines
-    lm_eval TEXT NOT NULL,             -- lm-eval version(s) of the jobs, comma-separated
-    data TEXT NOT NULL,                -- data identity(ies) of the jobs
-    candidate TEXT,
-    record TEXT NOT NULL               -- the ExperimentRecord JSON
-);
-CREATE TABLE IF NOT EXISTS run_models (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    identity TEXT NOT NULL,
-    ref TEXT NOT NULL,                 -- ModelRef JSON (dtype, device, chat template, ...)
-    PRIMARY KEY (run_id, name)
-);
-CREATE TABLE IF NOT EXISTS run_jobs (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    model TEXT NOT NULL,
-    benchmark TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    identity TEXT NOT NULL,            -- the job identity JSON (everything that changes a number)
-    task_hashes TEXT NOT NULL,         -- lm-eval's task_hashes of the results JSON
-    lm_eval_version TEXT,              -- as lm-eval wrote it into the results JSON
-    results_file TEXT NOT NULL,        -- relative to the results folder
-    samples_files TEXT NOT NULL,       -- JSON list, relative to the results folder
-    PRIMARY KEY (run_id, model, benchmark)
-);
-CREATE TABLE IF NOT EXISTS scores (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    model TEXT NOT NULL,
-    benchmark TEXT NOT NULL,
-    score_id TEXT NOT NULL,            -- benchmark id, or an extra score id (MATH original parser)
-    display TEXT NOT NULL,
-    subtask TEXT NOT NULL,             -- '' for the benchmark's number, else the leaf task / metric key
-    value REAL NOT NULL,               -- leaderboard-normalized, 0-100
-    stderr REAL,                       -- normalized standard error, NULL when lm-eval gave none
-    raw REAL,
-    in_average INTEGER NOT NULL,
-    PRIMARY KEY (run_id, model, score_id, subtask)
-);
-CREATE TABLE IF NOT EXISTS baselines (
-    name TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment, seq);
-"""
-
+from evalsuite.study import Study, load_study
 
 # ---------------------------------------------------------------------------------------------
 # data
@@ -171,133 +108,10 @@ class Baseline(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# the database
-
-
-def db_path(results_root: Path) -> Path:
-    return Path(results_root) / DB_NAME
-
-
-# The schema marker: SQLite's header field `application_id` ("evlh"), set when evalsuite creates
-# the file. A history written before the marker existed is recognised by user_version 1 and
-# evalsuite's own tables. Any other file named history.sqlite is someone else's: refused, untouched.
-APPLICATION_ID = 0x65766C68
-_TABLES = {"meta", "runs", "run_models", "run_jobs", "scores", "baselines"}
-_SQLITE_MAGIC = b"SQLite format 3\0"
-
-
-def _not_ours(path: Path, why: str) -> UserError:
-    return UserError(f"{path}: not an evalsuite run history ({why}); evalsuite leaves it as it is: "
-                     "move it away or use another results folder")
-
-
-def check_history_file(results_root: Path) -> None:
-    """Refuse a `history.sqlite` that evalsuite did not create (before a command writes anything);
-    an absent one is fine. Reads the file's 100-byte header, and its table names when it carries no
-    marker; opens nothing for writing."""
-    path = db_path(results_root)
-    if not path.exists() and not path.is_symlink():
-        return
-    if path.is_symlink() or not path.is_file():
-        raise _not_ours(path, "a link or not a regular file")
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(100)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the run history ({exc.strerror})") from exc
-    if not header:
-        raise _not_ours(path, "an empty file")
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise _not_ours(path, "not an SQLite file")
-    user_version = int.from_bytes(header[60:64], "big")
-    app_id = int.from_bytes(header[68:72], "big")
-    if app_id == APPLICATION_ID:
-        if user_version > SCHEMA_VERSION:
-            raise UserError(f"{path}: history schema {user_version} is newer than this evalsuite ({SCHEMA_VERSION}); upgrade evalsuite")
-        return
-    if app_id != 0 or user_version != SCHEMA_VERSION:
-        raise _not_ours(path, f"an SQLite file of another program (application_id {app_id:#x}, user_version {user_version})")
-    try:  # written before the marker: evalsuite's tables, read-only
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as exc:
-        raise _not_ours(path, f"SQLite cannot read it: {exc}") from exc
-    if not _TABLES <= tables:
-        raise _not_ours(path, "an SQLite file of another program: no evalsuite tables")
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT; on any failure (COMMIT's too) ROLLBACK and raise again."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _connect(results_root: Path, *, create: bool, write: Optional[bool] = None) -> sqlite3.Connection:
-    """The history, recognised as evalsuite's first (`check_history_file`). `create`: make it when
-    absent (recording a run); `write` (default: `create`): open it for writing, else read-only
-    (SQLite `mode=ro`: a command that only lists cannot change the file)."""
-    write = create if write is None else write
-    path = db_path(results_root)
-    if not create and not path.is_file():
-        raise UserError(f"{path}: no run history yet (every `evalsuite run` records one)")
-    check_history_file(results_root)
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    conn = None
-    try:
-        if write:
-            conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)  # explicit BEGIN/COMMIT
-            conn.execute("PRAGMA synchronous=FULL")
-        else:
-            # read-only. With no -wal/-shm beside it (no writer has it open) SQLite would create them
-            # even for a reader, so the file is then opened immutable: nothing appears in the folder.
-            # (A writer starting during these few queries writes to its new WAL, unseen here.)
-            quiet = not any(Path(f"{path}{x}").exists() for x in ("-wal", "-shm"))
-            uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if quiet else "")
-            conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.row_factory = sqlite3.Row
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0 and write:
-            with _transaction(conn):  # one statement at a time: executescript would COMMIT on its own
-                for stmt in filter(str.strip, _SCHEMA.split(";")):
-                    conn.execute(stmt)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        elif version > SCHEMA_VERSION:
-            raise UserError(f"{path}: history schema {version} is newer than this evalsuite ({SCHEMA_VERSION}); upgrade evalsuite")
-        if write:  # WAL only after the schema and the marker were committed to the file itself (rollback
-            # journal): its header then says evalsuite's even when a kill leaves the WAL unmerged
-            conn.execute("PRAGMA journal_mode=WAL")
-    except (sqlite3.DatabaseError, UserError) as exc:
-        if conn is not None:
-            conn.close()
-        if isinstance(exc, UserError):
-            raise
-        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_SHMSIZE):
-            raise UserError(f"no space left on device: {path}") from exc
-        raise UserError(f"{path}: cannot open the run history ({exc})") from exc
-    return conn
-
-
-def new_run_id(now: Optional[float] = None) -> str:
-    """Sortable and unique: UTC time plus random hex, e.g. `20261126T181502Z-3fa9c1`."""
-    now = time.time() if now is None else now
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(3)
-
-
-# ---------------------------------------------------------------------------------------------
 # recording
 
 
-def _job_scores(model: str, bench_id: str, scored: "ModelScores") -> list[ScoreEntry]:
+def _job_scores(model: str, bench_id: str, scored: ModelScores) -> list[ScoreEntry]:
     """Normalized scores (benchmark and subtasks, with standard errors) of one job's benchmark,
     from its model's scores in the study (scored once, in evalsuite.study; subtasks by evalsuite.score)."""
     out: list[ScoreEntry] = []
@@ -311,7 +125,7 @@ def _job_scores(model: str, bench_id: str, scored: "ModelScores") -> list[ScoreE
     return out
 
 
-def _collect(study: "Study") -> tuple[list[ModelEntry], list[JobEntry], list[ScoreEntry]]:
+def _collect(study: Study) -> tuple[list[ModelEntry], list[JobEntry], list[ScoreEntry]]:
     root = study.record  # the experiment record, as written
     models = [ModelEntry(name=m.name, role=m.role, identity=m.identity, ref=m.model_dump(mode="json")) for m in root.models]
     jobs: list[JobEntry] = []
@@ -340,7 +154,7 @@ def _joined(values: Iterable[Any]) -> str:
 
 def record_run(
     results_root: Path,
-    run: Union[ExperimentRecord, "Study"],
+    run: Union[ExperimentRecord, Study],
     *,
     failed: Sequence[str] = (),
     created: Optional[float] = None,
@@ -353,8 +167,6 @@ def record_run(
     `models`, `jobs`, `scores`) — a hook for crash tests; nothing is visible before COMMIT.
     `run`: the run's study (evalsuite.study), or an experiment record to load one from (every
     job's files checked first: a damaged job records nothing)."""
-    from evalsuite.study import load_study
-
     results_root = Path(results_root)
     study = run if not isinstance(run, ExperimentRecord) else load_study(Store(results_root), run, check_all=True)
     experiment_record = study.record
@@ -365,7 +177,7 @@ def record_run(
         checkpoint(f"history.{name}")
         if on_stage is not None:
             on_stage(name)
-    with closing(_connect(results_root, create=True)) as conn, _transaction(conn):
+    with closing(connect(results_root, create=True)) as conn, transaction(conn):
         conn.execute(
             "INSERT INTO runs (run_id, created, experiment, config_file, finished, status, failed, lm_eval, data, candidate, record)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -451,8 +263,6 @@ def describe_machine(machine: Optional[dict]) -> str:
 def machines(results_root: Path, run: RunInfo) -> list[str]:
     """The machines a run's jobs ran on (`describe_machine`, each once, sorted); jobs whose record
     is gone are left out."""
-    from evalsuite.store import Store
-
     store, found = Store(results_root), set()
     for job in run.jobs:
         try:
@@ -484,7 +294,7 @@ def list_runs(
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise UserError(f"--last {limit}: the number of runs to list must be 1 or more")
         sql += f" LIMIT {int(limit)}"
-    with closing(_connect(results_root, create=False)) as conn:
+    with closing(connect(results_root, create=False)) as conn:
         rows = conn.execute(sql, args).fetchall()
         return [_run_from_rows(conn, r, details=details) for r in reversed(rows)]
 
@@ -494,7 +304,7 @@ def get_run(results_root: Path, run_id: str) -> RunInfo:
     if not run_id:
         raise UserError("empty run id (see `evalsuite history`)")
     like = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    with closing(_connect(results_root, create=False)) as conn:
+    with closing(connect(results_root, create=False)) as conn:
         rows = conn.execute("SELECT * FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY seq", (like,)).fetchall()
         exact = [r for r in rows if r["run_id"] == run_id]
         if exact:
@@ -517,7 +327,7 @@ def latest_run(results_root: Path, *, experiment: Optional[str] = None, ok_only:
     if cond:
         sql += " WHERE " + " AND ".join(cond)
     sql += " ORDER BY seq DESC LIMIT 1"
-    with closing(_connect(results_root, create=False)) as conn:
+    with closing(connect(results_root, create=False)) as conn:
         row = conn.execute(sql, args).fetchone()
         if row is None:
             what = f" of experiment {experiment!r}" if experiment else ""
@@ -531,24 +341,22 @@ def latest_run(results_root: Path, *, experiment: Optional[str] = None, ok_only:
 
 def set_baseline(results_root: Path, name: str, run_id: Optional[str] = None) -> Baseline:
     """Point baseline `name` at a run (default: the latest complete run). Replaces an old pointer."""
-    from evalsuite.names import check_name
-
     check_name(name, "baseline name")
     run = get_run(results_root, run_id) if run_id else latest_run(results_root, ok_only=True)
     created = time.time()
-    with closing(_connect(results_root, create=False, write=True)) as conn:
-        with _transaction(conn):
+    with closing(connect(results_root, create=False, write=True)) as conn:
+        with transaction(conn):
             conn.execute("INSERT OR REPLACE INTO baselines (name, run_id, created) VALUES (?,?,?)", (name, run.run_id, created))
     return Baseline(name=name, run_id=run.run_id, created=created)
 
 
 def list_baselines(results_root: Path) -> list[Baseline]:
-    with closing(_connect(results_root, create=False)) as conn:
+    with closing(connect(results_root, create=False)) as conn:
         return [Baseline(name=r["name"], run_id=r["run_id"], created=r["created"]) for r in conn.execute("SELECT * FROM baselines ORDER BY name")]
 
 
 def resolve_run(results_root: Path, ref: str) -> RunInfo:
     """A baseline name or a run id (or unique prefix) -> the run."""
-    with closing(_connect(results_root, create=False)) as conn:
+    with closing(connect(results_root, create=False)) as conn:
         row = conn.execute("SELECT run_id FROM baselines WHERE name = ?", (ref,)).fetchone()
     return get_run(results_root, row["run_id"] if row else ref)

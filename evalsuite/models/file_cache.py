@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+from evalsuite import store  # store.file_sha256 looked up per call (tests count the reads through it)
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("EVALSUITE_CACHE", Path.home() / ".cache" / "evalsuite"))
@@ -28,26 +30,22 @@ def read_cache(name: str) -> dict:
 
 
 def write_cache(name: str, cache: dict) -> None:
-    from evalsuite.store import atomic_write_text
-
     path = cache_dir() / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(cache, indent=0, sort_keys=True))
+    store.atomic_write_text(path, json.dumps(cache, indent=0, sort_keys=True))
 
 
 def cached_sha256(paths: list[Path], name: str = "merged_hashes.json") -> dict[Path, str]:
     """sha256 of each file, hashed once and then trusted while its size, mtime and ctime stay the
     same (any write moves the ctime; `os.utime` cannot set it back). A merged model's shards are
     checked this way on every `run` instead of re-reading ~18.5 GB (docs/performance.md)."""
-    from evalsuite.store import file_sha256
-
     cache = read_cache(name)
     out, dirty = {}, False
     for p in paths:
         key = f"{file_key(p)}:{p.stat().st_ctime_ns}"
         digest = cache.get(key)
         if digest is None:
-            digest = cache[key] = file_sha256(p)
+            digest = cache[key] = store.file_sha256(p)
             dirty = True
         out[p] = digest
     if dirty:

@@ -17,6 +17,7 @@ from typing import Optional
 
 from evalsuite.config import Experiment, ModelSpec
 from evalsuite.errors import UserError
+from evalsuite.fixtures.tiny import build_demo_models
 from evalsuite.hub import env_offline, model_snapshot  # noqa: F401  (env_offline: the runner takes it from here)
 from evalsuite.models.check import check_model_folder
 from evalsuite.models.file_cache import file_key, read_cache, write_cache
@@ -106,8 +107,6 @@ def resolve_model(spec: ModelSpec, exp: Experiment, role: str, *, merged: Option
         folder, fingerprint = merged
         return ModelRef(pretrained=str(folder), identity=f"merge:{fingerprint}", local_path=folder, **common)
     if spec.fixture is not None:
-        from evalsuite.fixtures.tiny import build_demo_models
-
         folder = build_demo_models(fixtures_root(exp))[spec.fixture]
         return ModelRef(pretrained=str(folder), identity=folder_identity(folder), local_path=folder, **common)
     if spec.path is not None or (spec.hub and spec.hub in exp.local_models):

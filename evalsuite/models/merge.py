@@ -23,6 +23,8 @@ from pydantic import BaseModel
 
 from evalsuite.faults import checkpoint
 from evalsuite.errors import UserError
+from evalsuite.models.file_cache import cached_sha256
+from evalsuite.models.load import folder_identity
 from evalsuite.models.merge_plan import MergePlan, build_plan, mergekit_dtype_notice_dropped, release_loaders
 from evalsuite.models.merge_recipe import Recipe, check_parents, load_recipe, resolve_parents
 from evalsuite.store import disk_full, file_sha256, normal_modes, swap_folder, sweep_stale, temp_prefix
@@ -75,8 +77,6 @@ def fingerprint_inputs(recipe: Recipe) -> dict[str, Any]:
 
     import torch
 
-    from evalsuite.models.load import folder_identity
-
     parents = {}
     for p in recipe.parents:
         parents[p.ref] = f"hub:{p.ref}@{p.revision}" if p.source == "hub" else folder_identity(p.path)
@@ -124,8 +124,6 @@ def _output_files(folder: Path) -> dict[str, dict[str, Any]]:
 
 def _trusted_sha256(files: list[Path]) -> dict[Path, str]:
     """The files' sha256, from evalsuite's hash cache while size, mtime and ctime are unchanged."""
-    from evalsuite.models.file_cache import cached_sha256
-
     return cached_sha256(files)
 
 

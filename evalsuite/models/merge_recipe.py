@@ -14,9 +14,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from evalsuite.errors import UserError
-from evalsuite.hub import HUB_ID, env_offline, snapshot
+from evalsuite.hub import HUB_ID, MODEL_FILES, env_offline, snapshot
 from evalsuite.models.model_files import INDEX_FILE, SINGLE_FILE, folder_headers, tokenizer_vocab
 from evalsuite.store import file_sha256
+from evalsuite.textio import read_text
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
@@ -65,8 +66,6 @@ def load_recipe(path: Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe {path}: file not found")
-    from evalsuite.textio import read_text
-
     text = read_text(path)
     try:
         raw = yaml.safe_load(text)
@@ -195,8 +194,6 @@ def _numbers(value: Any) -> list[float]:
 
 def hub_snapshot(repo_id: str, revision: Optional[str]) -> Path:
     """The HF-cache snapshot folder of `repo_id` at `revision` (downloads only when online)."""
-    from evalsuite.hub import MODEL_FILES
-
     offline = env_offline()
     try:
         return snapshot(repo_id, revision, local_only=offline, allow_patterns=MODEL_FILES)

@@ -53,8 +53,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
 
+import yaml
+from huggingface_hub import EvalResult, ModelCardData
+
 from evalsuite.errors import UserError
 from evalsuite.score import ModelScores, Score
+from evalsuite.store import Store
+from evalsuite.study import load_study
 from evalsuite.suite import Suite, load_suite
 
 MathParser = Literal["math-verify", "original"]
@@ -176,9 +181,6 @@ def load_card(results_dir: Path, experiment: str, model: str, *, math_parser: st
               hub: Optional[str] = None, suite: Optional[Suite] = None) -> Card:
     """The card of `model` from the experiment's last run stored in `results_dir`:
     experiment record -> its study (evalsuite.study: jobs checked, results scored once)."""
-    from evalsuite.store import Store
-    from evalsuite.study import load_study
-
     suite = suite or load_suite()
     store = Store(Path(results_dir))
     rec = store.read_experiment(experiment)
@@ -267,33 +269,31 @@ def markdown_section(card: Card) -> str:
     return "\n\n".join([head, *extras, markdown_table(card)]) + "\n"
 
 
+def card_data(card: Card) -> ModelCardData:
+    """The Hub's model-card metadata: one `EvalResult` per benchmark with a value (huggingface_hub
+    turns them into the `model-index`)."""
+    url = f"{LEADERBOARD_URL}?query={card.hub}" if card.hub else LEADERBOARD_URL
+    results = [
+        EvalResult(
+            task_type="text-generation", task_name="Text Generation",
+            dataset_type=row.dataset_type, dataset_name=row.label, dataset_config=row.config, dataset_split=row.split,
+            dataset_args={"num_few_shot": row.num_few_shot},
+            metric_type=row.metric_type, metric_value=round(v, 2), metric_name=row.metric_name,
+            source_url=url, source_name=SOURCE_NAME,
+        )
+        for row in ROWS if (v := card.values.get(row.benchmark)) is not None
+    ]
+    return ModelCardData(model_name=card.hub.split("/")[-1] if card.hub else card.model, eval_results=results)
+
+
 def model_index(card: Card) -> list[dict]:
     """The `model-index` value (the Hub's metadata), one result per benchmark with a value."""
-    url = f"{LEADERBOARD_URL}?query={card.hub}" if card.hub else LEADERBOARD_URL
-    results = []
-    for row in ROWS:
-        v = card.values.get(row.benchmark)
-        if v is None:
-            continue
-        dataset: dict = {"name": row.label, "type": row.dataset_type}
-        if row.config is not None:
-            dataset["config"] = row.config
-        if row.split is not None:
-            dataset["split"] = row.split
-        dataset["args"] = {"num_few_shot": row.num_few_shot}
-        results.append({
-            "task": {"type": "text-generation", "name": "Text Generation"},
-            "dataset": dataset,
-            "metrics": [{"type": row.metric_type, "value": round(v, 2), "name": row.metric_name}],
-            "source": {"url": url, "name": SOURCE_NAME},
-        })
-    name = card.hub.split("/")[-1] if card.hub else card.model
-    return [{"name": name, "results": results}]
+    return card_data(card).to_dict()["model-index"]
 
 
 def front_matter(card: Card) -> str:
-    import yaml
-
+    # dumped here rather than with `ModelCardData.to_yaml` (PyYAML's default width 80, which may fold
+    # a long plain value): one line per value, as the cards this project has always written
     buf = io.StringIO()
     yaml.safe_dump({"model-index": model_index(card)}, buf, sort_keys=False, allow_unicode=True, width=1000)
     return "---\n" + buf.getvalue() + "---\n"

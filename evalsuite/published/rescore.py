@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, Field
 
+from evalsuite.data.nltk_data import ensure_punkt_tab
 from evalsuite.errors import UserError
 from evalsuite.lm_eval_api import aggregate, build_group
 from evalsuite.published.source import Selection, records
@@ -55,8 +56,6 @@ def nltk_for_ifeval(store: Store, needed: bool):
     if not needed:
         yield
         return
-    from evalsuite.nltk_data import ensure_punkt_tab
-
     folder = store.root / "nltk_data"
     status = ensure_punkt_tab(folder, offline=True)
     if status.kind == "missing":
@@ -66,7 +65,7 @@ def nltk_for_ifeval(store: Store, needed: bool):
     os.environ["NLTK_DATA"] = os.pathsep.join([path, *[p for p in (saved_env or "").split(os.pathsep) if p and p != path]])
     saved_path = None
     if "nltk" in sys.modules:
-        import nltk
+        import nltk  # only when already loaded: nltk reads NLTK_DATA when first imported (and takes ~3 s)
 
         saved_path = list(nltk.data.path)
         if path not in nltk.data.path:

@@ -1,7 +1,7 @@
-"""Reports: one self-contained HTML file (jinja2, autoescaped; inline CSS, SVG plots as data URIs,
-one static script allowed by a CSP hash), a Markdown summary, and a JSON sidecar per report that
-`evalsuite view` lists. Entry point: `build_report`."""
+"""Reports and every rendering of results: one self-contained HTML file (jinja2, autoescaped; inline
+CSS, SVG plots as data URIs, one static script allowed by a CSP hash), a Markdown summary, and a
+JSON sidecar per report that `evalsuite view` lists (entry point: `build.build_report`); the
+terminal tables and their `--format json|csv` renderings (`tables.Grid`).
 
-from evalsuite.report.build import ReportPaths, build_report, report_experiment
-
-__all__ = ["ReportPaths", "build_report", "report_experiment"]
+Nothing is imported here: `evalsuite.report.tables` is used by quick commands that must not load
+the HTML report's dependencies (jinja2, matplotlib)."""

@@ -13,19 +13,21 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Optional
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel
 
-from evalsuite.faults import checkpoint
-from evalsuite.store import atomic_write_text, sweep_stale
 from evalsuite.compare import Comparison
 from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
+from evalsuite.faults import checkpoint
+from evalsuite.models.merge_plan import MergePlan
 from evalsuite.paths import inside
 from evalsuite.published.contents import PublishedRow
 from evalsuite.report import plots
 from evalsuite.report.published import match_published, read_published
 from evalsuite.report.samples import disagreements
 from evalsuite.score import table_columns
+from evalsuite.store import atomic_write_text, sweep_stale
 from evalsuite.study import Study, compare_study, read_study
 from evalsuite.suite import Suite, load_suite
 
@@ -39,9 +41,7 @@ class ReportPaths(BaseModel):
     sidecar: Path
 
 
-def _env():
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
+def template_env():
     env = Environment(
         loader=PackageLoader("evalsuite.report", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=("md.j2",), default=True),
@@ -156,8 +156,6 @@ def _merge_info(study: Study) -> Optional[dict]:
     plan_file, marker, recipe = folder / "merge_plan.json", folder / "evalsuite_merge.json", folder / "mergekit_config.yml"
     if plan_file.is_file():
         try:
-            from evalsuite.models.merge_plan import MergePlan
-
             plan = MergePlan.model_validate_json(plan_file.read_text())
             info["rows"] = plan.rows()
             info["title"] = f"{plan.method}, base {plan.base_model}, {plan.num_layers} layers"
@@ -273,7 +271,7 @@ def sidecar(ctx: dict[str, Any], html_name: str, md_name: str) -> dict[str, Any]
 
 
 def render(ctx: dict[str, Any]) -> tuple[str, str]:
-    env = _env()
+    env = template_env()
     return env.get_template("report.html.j2").render(**ctx), env.get_template("summary.md.j2").render(**ctx)
 
 

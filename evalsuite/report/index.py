@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evalsuite.report.build import SIDECAR_SCHEMA, _env, static_text
+from evalsuite.report.build import SIDECAR_SCHEMA, static_text, template_env
 
 
 def read_sidecars(folder: Path) -> list[dict[str, Any]]:
@@ -33,4 +33,4 @@ def render_index(folder: Path) -> str:
     columns: list[str] = []
     for r in reports:
         columns += [c for c in r.get("columns", []) if c not in columns and c != "Average"]
-    return _env().get_template("index.html.j2").render(reports=reports, columns=columns, folder=str(folder), css=static_text("report.css"))
+    return template_env().get_template("index.html.j2").render(reports=reports, columns=columns, folder=str(folder), css=static_text("report.css"))

@@ -18,9 +18,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display, ever
 
+import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from evalsuite.errors import UserError  # noqa: E402
+from evalsuite.history.db import db_path  # noqa: E402
+from evalsuite.history.runs import list_runs  # noqa: E402
+from evalsuite.suite import load_suite  # noqa: E402
 
 COLORS = ["#1f5fa8", "#e08a1e", "#3a9a5b", "#b04a9c", "#7a7a7a", "#c23b3b"]
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "evalsuite", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
@@ -70,8 +74,6 @@ def grouped_bars(columns: Sequence[str], values: Mapping[str, Mapping[str, Optio
 
 def delta_heatmap(rows: Sequence[str], parents: Sequence[str], deltas: Mapping[str, Mapping[str, float]]) -> str:
     """Subtasks x parents: candidate − parent, normalized points per subtask (blue = candidate ahead)."""
-    import numpy as np
-
     with matplotlib.rc_context(_RC):
         data = np.array([[deltas.get(p, {}).get(r, np.nan) for p in parents] for r in rows], dtype=float)
         finite = data[np.isfinite(data)]
@@ -151,9 +153,6 @@ def sweep_lines(labels: Sequence[str], series: Mapping[str, Sequence[float]], lo
 def trend_figure(results_root: Path, experiment: str, *, model: Optional[str] = None) -> Figure:
     """A matplotlib Figure: each benchmark's normalized score over the experiment's recorded runs
     (one panel per benchmark, one line per model, error bars = standard errors)."""
-    from evalsuite.history.runs import db_path, list_runs
-    from evalsuite.suite import load_suite
-
     runs = list_runs(results_root, experiment=experiment, model=model)
     if not runs:
         raise UserError(f"{db_path(results_root)}: no recorded run of experiment {experiment!r}")

@@ -11,6 +11,7 @@ from typing import Optional
 from evalsuite.errors import UserError
 from evalsuite.published.contents import PublishedRow, read_contents
 from evalsuite.suite import Suite
+from evalsuite.textio import read_text
 
 
 def _column(bench_id: str, header: list[str]) -> Optional[str]:
@@ -28,8 +29,6 @@ def read_published(path: Path, suite: Suite) -> list[PublishedRow]:
         return read_contents(path, suite)
     try:
         import io
-
-        from evalsuite.textio import read_text
 
         with io.StringIO(read_text(path), newline="") as fh:
             reader = csv.DictReader(fh)

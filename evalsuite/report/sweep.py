@@ -9,10 +9,13 @@ from typing import Any
 
 from rich.table import Table
 
+from evalsuite.errors import UserError
 from evalsuite.paths import inside
 from evalsuite.report import plots
-from evalsuite.report.build import _env, static_text
-from evalsuite.store import atomic_write_text
+from evalsuite.report.build import static_text, template_env
+from evalsuite.report.tables import Grid
+from evalsuite.score import score_paths
+from evalsuite.store import Store, atomic_write_text
 from evalsuite.suite import load_suite
 from evalsuite.sweep.config import Sweep
 from evalsuite.sweep.record import SweepRecord
@@ -39,9 +42,7 @@ def _display(bench_id: str) -> str:
 
 
 def ranking_grid(rec: SweepRecord):
-    """The ranking as an `evalsuite.cli.tables.Grid`: candidate names and recipes whole at any width."""
-    from evalsuite.cli.tables import Grid
-
+    """The ranking as an `evalsuite.report.tables.Grid`: candidate names and recipes whole at any width."""
     benches = [_display(b) for b in rec.benchmarks]
     grid = Grid(title=f"Sweep {rec.sweep} ({rec.strategy}): {rec.requests} lm-eval requests for the candidates", key="candidate",
                 columns=["rank", "recipe", "dropped in round", "objective", *benches, "documents"], left={"recipe"})
@@ -60,10 +61,6 @@ def ranking_table(rec: SweepRecord) -> Table:
 def parent_scores(sweep: Sweep, rec: SweepRecord) -> dict[str, dict[str, float]]:
     """Each parent's normalized score per benchmark and its objective ("objective"), from its
     stored jobs (the same scoring as the candidates'); a parent whose jobs cannot be read is left out."""
-    from evalsuite.errors import UserError
-    from evalsuite.score import score_paths
-    from evalsuite.store import Store
-
     store = Store(Path(sweep.base.output.results))
     out: dict[str, dict[str, float]] = {}
     for parent, jobs in rec.parents.items():
@@ -99,7 +96,7 @@ def _plot(rec: SweepRecord, sweep: Sweep, parents: dict[str, dict[str, float]] |
 
 
 def render(sweep: Sweep, rec: SweepRecord) -> str:
-    env = _env()
+    env = template_env()
     template = env.get_template("sweep.html.j2")
     candidates = {c.name: c for c in sweep.candidates}
     parents = parent_scores(sweep, rec)

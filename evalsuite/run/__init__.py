@@ -15,8 +15,12 @@ def __getattr__(name: str) -> Any:
         from evalsuite.run import jobs
 
         return getattr(jobs, name)
-    if name in ("RunOutcome", "run_experiment"):
+    if name == "RunOutcome":
+        from evalsuite.run import events
+
+        return events.RunOutcome
+    if name == "run_experiment":
         from evalsuite.run import runner
 
-        return getattr(runner, name)
+        return runner.run_experiment
     raise AttributeError(f"module 'evalsuite.run' has no attribute {name!r}")

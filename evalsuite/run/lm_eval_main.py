@@ -14,9 +14,12 @@ Like `evalsuite.run.lm_eval_cli` it registers evalsuite's `hf-leaderboard` model
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
+from evalsuite.data.tasks import OVERRIDE_MARKER
+from evalsuite.faults import install_lm_eval_points
 from evalsuite.lm_eval_api import leaderboard_dir
 
 FULL_INDEX_ENV = "EVALSUITE_FULL_TASK_INDEX"  # "1": index lm-eval's whole task tree (task_index: full)
@@ -24,7 +27,7 @@ FULL_INDEX_ENV = "EVALSUITE_FULL_TASK_INDEX"  # "1": index lm-eval's whole task 
 
 def install_leaderboard_index() -> None:
     """Make every TaskManager lm-eval creates index the leaderboard folder (+ include paths) only."""
-    import lm_eval.tasks as tasks_module
+    import lm_eval.tasks as tasks_module  # here: the parent imports this module too (run/local.py), lm-eval only its children
 
     base = tasks_module.TaskManager
     if getattr(base, "_evalsuite_leaderboard_only", False):
@@ -56,8 +59,6 @@ class _IntendedOverrides:
 
 
 def _written_by_evalsuite(path: str) -> bool:
-    from evalsuite.data import OVERRIDE_MARKER
-
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read(len(OVERRIDE_MARKER)) == OVERRIDE_MARKER
@@ -66,21 +67,17 @@ def _written_by_evalsuite(path: str) -> bool:
 
 
 def quiet_intended_overrides() -> None:
-    import logging
-
     logger = logging.getLogger("lm_eval.tasks._index")
     if not any(isinstance(f, _IntendedOverrides) for f in logger.filters):
         logger.addFilter(_IntendedOverrides())
 
 
 def main() -> int:
-    from evalsuite.run.lm_eval_cli import evaluate, prepare
+    from evalsuite.run.lm_eval_cli import evaluate, prepare  # here: lm-eval, torch (the child only; run/local.py imports this module)
 
     prepare()
     if os.environ.get(FULL_INDEX_ENV) != "1":
         install_leaderboard_index()
-    from evalsuite.faults import install_lm_eval_points
-
     install_lm_eval_points()
     return evaluate()
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
@@ -25,9 +27,12 @@ from evalsuite.faults import checkpoint
 from evalsuite.lm_eval_api import PER_TASK_KEYS, PROCESS_RESULTS
 from evalsuite.run.jobs import CLI_MODULE, Job, JobSettings, Process, machine_info
 from evalsuite.run.lm_eval_main import FULL_INDEX_ENV
-from evalsuite.run.warm import CHILD_LOG_ENV, POOL, RUN_PID_ENV, die_with_parent, modeling_module
+from evalsuite.run.warm import CHILD_LOG_ENV, RUN_PID_ENV, die_with_parent, modeling_module
+from evalsuite.run.warm_pool import POOL
+from evalsuite.samples import task_of_samples_file
 from evalsuite.schema import JobRecord, StartMode
 from evalsuite.store import Store, disk_full
+from evalsuite.suite import load_suite
 
 
 class JobFailed(Exception):
@@ -197,8 +202,6 @@ def split(workdir: Path, results: Path, job: Job, dest: Path, data: Optional[dic
     restricted to the job's benchmark (its group and leaf tasks, under every per-task key), its
     own samples files, lm-eval's whole results file (as `process_results_<date>.json`), the log
     and command. Returns the relative paths of the results file, the samples and the extra file."""
-    from evalsuite.suite import load_suite
-
     bench = load_suite().get(job.benchmark)
     tasks = {bench.group, *bench.leaf_tasks}
     if data is None:  # `data`: the results file, already parsed
@@ -210,8 +213,6 @@ def split(workdir: Path, results: Path, job: Job, dest: Path, data: Optional[dic
     (dest / rel_results).write_text(json.dumps(mine, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     rel_whole = (folder / (PROCESS_RESULTS + results.name.removeprefix("results_"))).as_posix()
     shutil.copyfile(results, dest / rel_whole)
-    from evalsuite.samples import task_of_samples_file
-
     samples = []
     for f in sorted(results.parent.glob("samples_*.jsonl")):
         if task_of_samples_file(f) in tasks:
@@ -359,9 +360,6 @@ class LocalExecutor:
             slots.put(slot)
 
     def run(self, processes: list[Process], store: Store, events: Events) -> None:
-        import queue
-        from concurrent.futures import ThreadPoolExecutor
-
         slots: queue.Queue = queue.Queue()
         for i in range(self.workers):
             slots.put(i)

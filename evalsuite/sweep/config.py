@@ -29,7 +29,8 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from evalsuite.config import Dtype, Experiment, ModelSpec, _resolve_paths, check_files, read_yaml_file, validate_file_data
+from evalsuite.config import Dtype, Experiment, ModelSpec, check_files, read_yaml_file, validate_file_data
+from evalsuite.config import resolve_paths as _resolve_paths
 from evalsuite.errors import UserError
 from evalsuite.names import safe_name
 from evalsuite.textio import read_text

@@ -30,7 +30,8 @@ from evalsuite.errors import UserError
 from evalsuite.faults import checkpoint
 from evalsuite.paths import inside
 from evalsuite.published import importer
-from evalsuite.run.runner import RunOutcome, run_experiment
+from evalsuite.run.events import RunOutcome
+from evalsuite.run.runner import run_experiment
 from evalsuite.store import JobRecord, Store, atomic_write_text
 from evalsuite.suite import Benchmark, load_suite
 from evalsuite.sweep import record as records

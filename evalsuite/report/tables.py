@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -90,8 +91,6 @@ class Grid:
 def _wrappable(header: str, cells: Sequence[str] = ()) -> str:
     """A header broken into lines no wider than its column's cells (or its longest word):
     snake_case metric names become words first. Headers wrap; names and values do not."""
-    import textwrap
-
     text = header.replace("_", " ")
     words = text.split() or [""]
     width = max([cell_len(w) for w in words] + [cell_len(line) for c in cells for line in _lines(c)])
