@@ -19,15 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+from evalsuite.run.events import clock_seconds
+
 STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}):(\d{2}:\d{2}:\d{2}) ")
 BAR = re.compile(r"Running (loglikelihood|generate_until|loglikelihood_rolling) requests:\s*\d+%\|[^|]*\|\s*\d+/\d+\s*\[([0-9:]+)<")
 
-
-def clock(text: str) -> float:
-    out = 0.0
-    for part in text.split(":"):
-        out = out * 60 + float(part)
-    return out
 
 
 def processes(results: Path) -> list[dict]:
@@ -47,7 +43,7 @@ def processes(results: Path) -> list[dict]:
             b = BAR.search(raw)
             if b and stamp is not None:
                 start = phase_start.setdefault(b.group(1), stamp)
-                lines.append((start + clock(b.group(2)), raw.strip()))
+                lines.append((start + clock_seconds(b.group(2)), raw.strip()))
         ident = rec.get("identity") or {}
         seen[key] = dict(name=rec["model"], start=rec["started"], end=rec["finished"], lines=sorted(lines), process=key,
                          device=ident.get("device", "cpu"), threads=ident.get("threads"))

@@ -23,6 +23,7 @@ from typing import Optional
 from pydantic import BaseModel, Field
 
 from evalsuite.config import Experiment
+from evalsuite.run.events import clock_seconds
 
 KINDS = ("loglikelihood", "generation")
 
@@ -189,13 +190,6 @@ class _Quiet:
 _BAR = re.compile(r"Running (loglikelihood|generate_until) requests:\s*100%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([0-9:]+)<")
 
 
-def _secs(clock: str) -> float:
-    out = 0.0
-    for part in clock.split(":"):
-        out = out * 60 + float(part)
-    return out
-
-
 def measured_throughput(results: Path) -> Optional[Throughput]:
     """Requests per second per kind from lm-eval's finished progress bars in the logs of the
     processes this results folder ran (one log per process: jobs that shared one have copies)."""
@@ -216,7 +210,7 @@ def measured_throughput(results: Path) -> Optional[Throughput]:
         found = False
         for m in _BAR.finditer(text.replace("\r", "\n")):
             kind = "generation" if m.group(1) == "generate_until" else "loglikelihood"
-            spent[kind][0] += _secs(m.group(4))
+            spent[kind][0] += clock_seconds(m.group(4))
             spent[kind][1] += int(m.group(2))
             found = True
         logs += found

@@ -43,7 +43,8 @@ class RunOutcome(BaseModel):
 _TQDM = re.compile(r"Running (loglikelihood|generate_until|loglikelihood_rolling) requests:\s*(\d+)%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([0-9:]+)<")
 
 
-def _seconds(clock: str) -> float:
+def clock_seconds(clock: str) -> float:
+    """Seconds of a tqdm clock ("MM:SS" or "H:MM:SS")."""
     out = 0.0
     for part in clock.split(":"):
         out = out * 60 + float(part)
@@ -85,7 +86,7 @@ class ChildProgress:
             self.line = line
             return
         kind = "generation" if m.group(1) == "generate_until" else "loglikelihood"
-        done, total, elapsed = int(m.group(3)), int(m.group(4)), _seconds(m.group(5))
+        done, total, elapsed = int(m.group(3)), int(m.group(4)), clock_seconds(m.group(5))
         now = time.time()
         if self.first_request is None:
             self.first_request = now - elapsed
