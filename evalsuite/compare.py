@@ -31,7 +31,7 @@ from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
 from evalsuite.samples import TaskDocs, pair_docs
 from evalsuite.score import normalize
-from evalsuite.stats import Verdict, _rng, bootstrap_score, holm, interval, mcnemar_exact, verdict
+from evalsuite.stats import Verdict, seeded_rng, bootstrap_score, holm, interval, mcnemar_exact, verdict
 from evalsuite.suite import Benchmark, Suite, load_suite
 
 
@@ -141,7 +141,7 @@ def compare_models(
             if any(len(ix[0]) == 0 for ix in index.values()):
                 continue  # nothing to pair in some subtask: no comparison possible
             pair = [cand[bench.id], par[bench.id]]
-            point, draws = bootstrap_score(bench, metrics, pair, n_boot, _rng(seed, "pair", parent, sid), index)
+            point, draws = bootstrap_score(bench, metrics, pair, n_boot, seeded_rng(seed, "pair", parent, sid), index)
             delta_draws = draws[:, 0] - draws[:, 1]
             # each model's own interval comes from its column of the joint draws (its paired docs)
             own[candidate].setdefault(display, draws[:, 0])
@@ -181,7 +181,7 @@ def compare_models(
     for model in [candidate, *parents]:  # scores no comparison covered get a bootstrap of their own
         for bench, sid, display, metrics, _ in scores:
             if bench.id in docs[model] and display not in own[model]:
-                _, draws = bootstrap_score(bench, metrics, [docs[model][bench.id]], n_boot, _rng(seed, "model", model, sid))
+                _, draws = bootstrap_score(bench, metrics, [docs[model][bench.id]], n_boot, seeded_rng(seed, "model", model, sid))
                 own[model][display] = draws[:, 0]
         intervals[model] = {d: ModelInterval(low=lo, high=hi) for d, (lo, hi) in ((d, interval(x, level)) for d, x in own[model].items())}
         mains = [own[model].get(b.display) for b in suite.benchmarks]

@@ -55,7 +55,7 @@ def stderr_key(metric: str) -> str:
     return f"{name}_stderr,{filt}" if filt else f"{name}_stderr"
 
 
-def _weights(bench: Benchmark, keys: Sequence[str], n_by_task: Optional[Mapping[str, int]]) -> list[float]:
+def key_weights(bench: Benchmark, keys: Sequence[str], n_by_task: Optional[Mapping[str, int]]) -> list[float]:
     if bench.combine == "weighted_then_normalize":
         if n_by_task is None:
             raise ValueError(f"{bench.id}: sizes are needed for combine weighted_then_normalize")
@@ -67,13 +67,13 @@ def _weights(bench: Benchmark, keys: Sequence[str], n_by_task: Optional[Mapping[
     return [1.0 / len(keys)] * len(keys)
 
 
-def _baselines(bench: Benchmark, keys: Sequence[str]) -> list[float]:
+def key_baselines(bench: Benchmark, keys: Sequence[str]) -> list[float]:
     if bench.combine == "mean_of_metrics":  # keys are metric keys of the one task
         return [bench.baseline_for(bench.leaf_tasks[0])] * len(keys)
     return [bench.baseline_for(k) for k in keys]
 
 
-def _keys(bench: Benchmark, raw: Mapping[str, float]) -> list[str]:
+def present_keys(bench: Benchmark, raw: Mapping[str, float]) -> list[str]:
     if bench.combine == "mean_of_metrics":
         return list(raw)
     missing = [t for t in bench.leaf_tasks if t not in raw]
@@ -86,9 +86,9 @@ def aggregate_detail(
     bench: Benchmark, raw_by_task: Mapping[str, float], n_by_task: Optional[Mapping[str, int]] = None
 ) -> tuple[float, float, dict[str, float]]:
     """(normalized score, raw aggregate, normalized value per key). See `aggregate`."""
-    keys = _keys(bench, raw_by_task)
-    w = _weights(bench, keys, n_by_task)
-    b = _baselines(bench, keys)
+    keys = present_keys(bench, raw_by_task)
+    w = key_weights(bench, keys, n_by_task)
+    b = key_baselines(bench, keys)
     raws = [float(raw_by_task[k]) for k in keys]
     per_key = {k: normalize(r, bi) for k, r, bi in zip(keys, raws, b)}
     raw_agg = math.fsum(wi * r for wi, r in zip(w, raws))
@@ -116,11 +116,11 @@ def aggregate_stderr(
     n_by_task: Optional[Mapping[str, int]] = None,
 ) -> Optional[float]:
     """Normalized standard error through the same linear map (formula in the module docstring)."""
-    keys = _keys(bench, se_by_task)
+    keys = present_keys(bench, se_by_task)
     if any(se_by_task[k] is None for k in keys):
         return None
-    w = _weights(bench, keys, n_by_task)
-    b = _baselines(bench, keys)
+    w = key_weights(bench, keys, n_by_task)
+    b = key_baselines(bench, keys)
     terms = [wi * 100.0 * float(se_by_task[k]) / (1.0 - bi) for wi, k, bi in zip(w, keys, b)]  # type: ignore[arg-type]
     if bench.combine == "mean_of_metrics":
         return math.fsum(terms)
@@ -524,7 +524,7 @@ def _score_one(
         raw = {t: _metric_value(results, t, m) for t in tasks}
         se = {t: _metric_value(results, t, stderr_key(m), required=False) for t in tasks}
     value, raw_agg, per_key = aggregate_detail(bench, raw, n_by_task)  # type: ignore[arg-type]
-    baselines = dict(zip(per_key, _baselines(bench, list(per_key))))
+    baselines = dict(zip(per_key, key_baselines(bench, list(per_key))))
     return Score(
         id=sid,
         display=display,
@@ -549,7 +549,7 @@ def _incomplete(results: ModelResults, bench: Benchmark, present: list[str], mis
         for t in present:
             raw = _metric_value(results, t, m, required=False)
             if raw is not None:
-                (base,) = _baselines(bench, [t])
+                (base,) = key_baselines(bench, [t])
                 subtasks[t] = normalize(raw, base)
     return Incomplete(benchmark=bench.id, present=len(present), tasks=len(bench.leaf_tasks), missing=missing, subtasks=subtasks)
 

@@ -1,7 +1,7 @@
 """The paired statistics (pure functions of numpy arrays): McNemar's exact test, Holm's
 correction, verdicts, and the bootstrap of leaderboard scores, every resample going through the
 leaderboard's own aggregation (`evalsuite.score`), bit for bit. Generators are seeded per label
-(`_rng`), so any subset of comparisons gives the same numbers."""
+(`seeded_rng`), so any subset of comparisons gives the same numbers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from evalsuite.samples import TaskDocs
-from evalsuite.score import _baselines, _keys, _weights, aggregate
+from evalsuite.score import key_baselines, present_keys, key_weights, aggregate
 from evalsuite.suite import Benchmark
 
 Verdict = Literal["better", "worse", "indistinguishable"]
@@ -70,7 +70,7 @@ def _resample_raw(sides: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, r
     return np.divide(top, bottom, out=np.zeros_like(top), where=bottom > 0)
 
 
-def _keys_for(bench: Benchmark, metrics: Sequence[str]) -> list[tuple[str, str]]:
+def keys_for(bench: Benchmark, metrics: Sequence[str]) -> list[tuple[str, str]]:
     """(task, metric) per aggregation key, in the key order `aggregate` expects."""
     if bench.combine == "mean_of_metrics":
         return [(bench.leaf_tasks[0], m) for m in metrics]
@@ -85,7 +85,7 @@ def bootstrap_score(bench: Benchmark, metrics: Sequence[str], models: Sequence[M
 
     `models[j][task]` are the documents of model j; `index[task][j]` (optional) picks and aligns
     them (paired documents). Every draw goes through `score.aggregate`."""
-    keys = _keys_for(bench, metrics)
+    keys = keys_for(bench, metrics)
     names = [m if bench.combine == "mean_of_metrics" else t for t, m in keys]
     tasks = list(dict.fromkeys(t for t, _ in keys))
     sel = {t: [np.arange(len(models[j][t])) if index is None else index[t][j] for j in range(len(models))] for t in tasks}
@@ -163,9 +163,9 @@ def aggregate_draws(bench: Benchmark, names: Sequence[str], raw: np.ndarray, n_b
     rounded sums, so every value equals the scalar call on that row exactly."""
     raw = np.asarray(raw, dtype=np.float64)
     columns = {k: raw[:, i] for i, k in enumerate(names)}
-    keys = _keys(bench, columns)
-    w = _weights(bench, keys, n_by_task)
-    b = _baselines(bench, keys)
+    keys = present_keys(bench, columns)
+    w = key_weights(bench, keys, n_by_task)
+    b = key_baselines(bench, keys)
     vals = np.stack([columns[k] for k in keys], axis=1)  # (draws, keys) in aggregate's key order
     if bench.combine == "weighted_then_normalize":
         raw_agg = _fsum_rows(vals * np.asarray(w))
@@ -180,6 +180,6 @@ def interval(draws: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _rng(seed: int, *labels: str) -> np.random.Generator:
+def seeded_rng(seed: int, *labels: str) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(x.encode()) for x in labels)])
 

@@ -45,7 +45,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from evalsuite.config import StatsSettings
 from evalsuite.samples import SAMPLES_NAME, TaskDocs, metrics_needed, prompt_of, read_records, read_samples, record_args
-from evalsuite.stats import _rng, bootstrap_score, interval
+from evalsuite.stats import seeded_rng, bootstrap_score, interval
 from evalsuite.errors import UserError
 from evalsuite.study import Study, job_record
 from evalsuite.suite import Benchmark, Suite, load_suite
@@ -598,7 +598,7 @@ def check_benchmark(bench: Benchmark, local: Side, ref: Side, tolerance: Toleran
     if not same_dtype and out.outputs_identical_share is not None:
         out.notes.append(f"outputs not judged: the sides ran in different dtypes ({local.dtype} vs {ref.dtype})")
     if len(index) == len(bench.leaf_tasks) and all(len(ix[0]) for ix in index.values()):
-        point, draws = bootstrap_score(bench, list(bench.metrics), [ldocs, rdocs], stats.n_boot, _rng(stats.seed, "verify", bench.id), index)
+        point, draws = bootstrap_score(bench, list(bench.metrics), [ldocs, rdocs], stats.n_boot, seeded_rng(stats.seed, "verify", bench.id), index)
         out.local, out.reference = point
         out.delta = point[0] - point[1]
         out.ci_low, out.ci_high = interval(draws[:, 0] - draws[:, 1], stats.level)

@@ -24,7 +24,7 @@ from typing import Optional
 from rich.console import Console
 
 from evalsuite.samples import TaskDocs, read_benchmark_samples
-from evalsuite.stats import _rng, bootstrap_score, interval
+from evalsuite.stats import seeded_rng, bootstrap_score, interval
 from evalsuite.config import Experiment, ModelSpec
 from evalsuite.errors import UserError
 from evalsuite.faults import checkpoint
@@ -326,7 +326,7 @@ def _rank(d: _Driver, rec: SweepRecord, jobs, dropped_in: dict[str, int]) -> Non
         intervals = {}
         st = d.sweep.base.stats
         for b in d.all_benches:  # each score's bootstrap interval (the experiment's `stats`) on its own documents
-            _, draws = bootstrap_score(b, list(b.metrics), [docs[b.id]], st.n_boot, _rng(st.seed, "sweep", name, b.id))
+            _, draws = bootstrap_score(b, list(b.metrics), [docs[b.id]], st.n_boot, seeded_rng(st.seed, "sweep", name, b.id))
             intervals[b.id] = interval(draws[:, 0], st.level)
         n = sum(len(td) for per in docs.values() for td in per.values())
         entries.append(((-out_after, -obj, order), name, obj, scores, intervals, n))

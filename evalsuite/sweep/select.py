@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from evalsuite.samples import TaskDocs, pair_docs
-from evalsuite.stats import _keys_for, aggregate_draws, holm
+from evalsuite.stats import keys_for, aggregate_draws, holm
 from evalsuite.score import aggregate
 from evalsuite.suite import Benchmark
 
@@ -50,7 +50,7 @@ def _names(bench: Benchmark, keys: Sequence[tuple[str, str]]) -> list[str]:
 
 def benchmark_score(bench: Benchmark, docs: Mapping[str, TaskDocs]) -> float:
     """The benchmark's leaderboard-normalized score on these documents."""
-    keys = _keys_for(bench, list(bench.metrics))
+    keys = keys_for(bench, list(bench.metrics))
     raw = {name: docs[t].raw(m) for (t, m), name in zip(keys, _names(bench, keys))}
     n_arg = {t: len(docs[t]) for t in bench.leaf_tasks} if bench.combine == "weighted_then_normalize" else None
     return aggregate(bench, raw, n_arg)
@@ -69,7 +69,7 @@ class _Paired:
         rows = 0
         layout = []  # (task, benchmark, key column, numerators a, numerators b, denominators)
         for bench in benches:
-            keys = _keys_for(bench, list(bench.metrics))
+            keys = keys_for(bench, list(bench.metrics))
             idx = {}
             for t in dict.fromkeys(t for t, _ in keys):
                 ia, ib, _ = pair_docs(a[bench.id][t], b[bench.id][t])
