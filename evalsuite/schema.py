@@ -154,3 +154,86 @@ def check_version(path: Path, version: int, what: str, redo: str) -> None:
                              f"({SCHEMA_VERSION}); upgrade evalsuite", newer=True)
     raise SchemaMismatch(f"{path}: {what} has schema version {version}, older than this evalsuite reads "
                          f"({SCHEMA_VERSION}); {redo}", newer=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# leaderboard scores (computed by evalsuite.score; never stored as such)
+
+
+class Score(BaseModel):
+    """One leaderboard number (a benchmark's main score or one of its extra scores)."""
+
+    id: str
+    display: str
+    benchmark: str
+    value: float
+    """normalized, 0-100, unrounded"""
+    raw: float
+    """raw aggregate in [0, 1]: unweighted mean for normalize_then_mean, else as combined"""
+    stderr: Optional[float]
+    """normalized standard error (module docstring), None when lm-eval gave none"""
+    subtasks: dict[str, float]
+    """normalized value per leaf task (per metric key for mean_of_metrics)"""
+    subtask_raw: dict[str, float] = Field(default_factory=dict)
+    """raw value per key of `subtasks`, as the results file gives it"""
+    subtask_stderr: dict[str, Optional[float]] = Field(default_factory=dict)
+    """normalized standard error per key of `subtasks` (`normalize_stderr`)"""
+    in_average: bool
+    label: Optional[str] = None
+    """what produced the number (MATH: which parser), from the suite file; None: nothing to say"""
+    task_version: Optional[float] = None
+    """version of the lm-eval task code that wrote the values (None: unknown or mixed)"""
+    metrics: list[str] = Field(default_factory=list)
+    """the metric keys read from the results file (a version rule may differ from the suite's)"""
+
+
+class Incomplete(BaseModel):
+    """A benchmark of which the results hold only some subtasks: no benchmark number."""
+
+    benchmark: str
+    present: int
+    tasks: int
+    missing: list[str]
+    subtasks: dict[str, float] = Field(default_factory=dict)
+    """normalized value per present subtask (its own random baseline), where that is well defined
+    (one metric per subtask); empty otherwise"""
+
+
+class ModelScores(BaseModel):
+    model: str
+    scores: dict[str, Score]
+    """display name -> Score, in the suite's column order; absent benchmarks left out"""
+    average: Optional[float]
+    """plain mean of the benchmarks' main scores, only when all are present"""
+    average_label: str = "Average"
+    sources: list[str] = Field(default_factory=list)
+    limit: Optional[Union[int, float]] = None
+    """lm-eval's --limit of the results (the largest, if files differ); None: complete runs"""
+    notes: list[str] = Field(default_factory=list)
+    """one-line remarks to show under a table (parser versions, --limit, a missing Average)"""
+    incomplete: dict[str, "Incomplete"] = Field(default_factory=dict)
+    """display name -> a benchmark with only some of its subtasks in the results (`partial` scoring):
+    no number, no Average"""
+
+    def value(self, display: str) -> Optional[float]:
+        if display == self.average_label:
+            return self.average
+        s = self.scores.get(display)
+        return s.value if s else None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model}
+        out.update({d: s.value for d, s in self.scores.items()})
+        if self.average is not None:
+            out[self.average_label] = self.average
+        out["raw"] = {d: s.raw for d, s in self.scores.items()}
+        out["stderr"] = {d: s.stderr for d, s in self.scores.items()}
+        out["subtasks"] = {d: s.subtasks for d, s in self.scores.items()}
+        out["sources"] = list(self.sources)
+        out["limit"] = self.limit
+        out["labels"] = {d: s.label for d, s in self.scores.items() if s.label is not None}
+        out["task_versions"] = {d: s.task_version for d, s in self.scores.items()}
+        out["notes"] = list(self.notes)
+        if self.incomplete:
+            out["incomplete"] = {d: i.model_dump() for d, i in self.incomplete.items()}
+        return out

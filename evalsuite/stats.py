@@ -12,7 +12,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from evalsuite.samples import TaskDocs
-from evalsuite.score import key_baselines, present_keys, key_weights, aggregate
+from evalsuite.score import aggregate, key_baselines, key_weights, present_keys
 from evalsuite.suite import Benchmark
 
 Verdict = Literal["better", "worse", "indistinguishable"]

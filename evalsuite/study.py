@@ -24,7 +24,9 @@ from evalsuite.samples import TaskDocs, read_benchmark_samples
 from evalsuite.errors import UserError
 from evalsuite.textio import NotUtf8, loads
 from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef, read_job_record
-from evalsuite.score import ModelResults, ModelScores, merge_as, results_of, score_model
+from evalsuite.results.files import ModelResults, merge_as, results_of
+from evalsuite.schema import ModelScores
+from evalsuite.score import score_model
 from evalsuite.store import Store
 from evalsuite.suite import Suite, load_suite
 

@@ -40,7 +40,8 @@ def _table(body: str) -> dict[str, str]:
 
 def _expected(demo_run, model: str):
     """`evalsuite.score` on the model's job folders of the stored run, independently of evalsuite.published.card."""
-    from evalsuite.score import load_results_as, score_model
+    from evalsuite.results.files import load_results_as
+    from evalsuite.score import score_model
 
     store = demo_run.store
     rec = store.read_experiment(demo_run.exp.name)
@@ -99,7 +100,7 @@ def test_missing_benchmark_dash_and_no_average():
 
 def test_math_parser_picks_its_score():
     from evalsuite.published.card import card_from_scores
-    from evalsuite.score import ModelScores, Score
+    from evalsuite.schema import ModelScores, Score
 
     def score(sid, bench, value, in_average=True, label=None):
         return Score(id=sid, display=sid, benchmark=bench, value=value, raw=value / 100, stderr=None, subtasks={},

@@ -199,7 +199,8 @@ def test_sigkill_then_rerun_gives_identical_results(point, crash_cases):
 def test_jobs_whose_model_path_differs_score_as_one_model(demo_run, tmp_path):
     """A job reused from another results folder (or from before the folder was moved) names the
     model by its old path; the run's scores and report still treat the jobs as one model."""
-    from evalsuite.score import load_results, load_results_as, score_model, score_paths
+    from evalsuite.results.files import load_results, load_results_as
+    from evalsuite.score import score_model, score_paths
 
     record = demo_run.store.read_experiment(demo_run.exp.name)
     files = []

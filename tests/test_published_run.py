@@ -15,7 +15,8 @@ import pytest
 
 from conftest import demo_config
 from evalsuite.cli.main import main
-from evalsuite.score import load_results_as, score_model
+from evalsuite.results.files import load_results_as
+from evalsuite.score import score_model
 from evalsuite.store import Store
 from test_report import PAYLOAD, chromium  # noqa: F401  (the DevTools fixture of the report tests)
 

@@ -111,7 +111,7 @@ def test_compare_cli_prints_scores_and_verdicts(demo):
     for parent in parents:
         assert f"{cand} − {parent}" in out
     # every candidate-vs-parent score row of each delta table carries a verdict (the Average row none)
-    from evalsuite.score import table_columns
+    from evalsuite.report.scores import table_columns
 
     lines = out.splitlines()
     titles = [i for i, line in enumerate(lines) if re.search(rf"{re.escape(cand)} − .* \(paired;", line)]

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from evalsuite import score as sc
+from evalsuite.results.files import load_results, read_results_file
+from evalsuite.report.scores import table_text
 from evalsuite.cli.main import main
 from evalsuite.suite import load_suite
 from fixtures_score.lm_eval_layout import build_results, counts_to_inputs, write_results, per_benchmark_files
@@ -73,7 +75,7 @@ def test_model_key_from_model_args_string_or_dict(tmp_path):
     d_dict["model_name_sanitized"] = "b"
     write_results(tmp_path, s_str)
     write_results(tmp_path, d_dict)
-    models = sorted(r.model for r in sc.load_results([tmp_path]))
+    models = sorted(r.model for r in load_results([tmp_path]))
     assert models == ["org/model-a", "org/model-b"]
 
 
@@ -137,7 +139,7 @@ def test_csv_format_same_columns_full_precision(tmp_path, capsys):
 
 def test_table_text_helper(tmp_path):
     write_results(tmp_path, full())
-    text = sc.table_text(sc.score_paths([tmp_path]))
+    text = table_text(sc.score_paths([tmp_path]))
     assert "72.81" in text and "Average" in text
 
 
@@ -202,7 +204,7 @@ def test_incomplete_benchmark_is_shown_incomplete_not_an_error(tmp_path, capsys)
     del data["results"]["leaderboard_bbh_snarks"]
     p = write_results(tmp_path, data)
     with pytest.raises(sc.UserError, match="BBH incomplete.*leaderboard_bbh_snarks"):
-        sc.score_model(sc.read_results_file(p), SUITE)
+        sc.score_model(read_results_file(p), SUITE)
     code, out, err = run_cli(capsys, p, "--format", "json")
     assert code == 0, err
     (row,) = json.loads(out)

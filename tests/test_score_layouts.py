@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from evalsuite import score as sc
+from evalsuite.results.files import read_results_file
 from evalsuite.cli.main import main
 from evalsuite.suite import load_suite
 
@@ -160,7 +161,7 @@ def test_group_subtasks_styles():
         data = load(name)
         gs = data["group_subtasks"]
         styles[name] = (sorted(k for k, v in gs.items() if v == []), "groups" in data)
-        r = sc.read_results_file(fixture(name))
+        r = read_results_file(fixture(name))
         leaf = {t for t, v in gs.items() if not v} | {t for v in gs.values() for t in v if not gs.get(t)}
         assert leaf and leaf <= set(r.metrics), name
         assert not (set(r.groups) & leaf), name

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from evalsuite import score as sc
+from evalsuite.results.files import read_results_file
 from evalsuite.suite import load_suite
 from conftest import REPO
 from evalsuite.data.overrides import write_task_overrides
@@ -103,7 +104,7 @@ def test_synthetic_layout_matches_real_layout(real_results, tmp_path):
     assert set(fake["config"]) == set(real["config"])
     assert isinstance(real["config"]["model_args"], dict)  # 0.4.13 stores model_args parsed
     # and the scorer gives the same numbers for both
-    a = sc.score_model(sc.read_results_file(real_results), SUITE)
-    b = sc.score_model(sc.read_results_file(write_results(tmp_path, fake)), SUITE)
+    a = sc.score_model(read_results_file(real_results), SUITE)
+    b = sc.score_model(read_results_file(write_results(tmp_path, fake)), SUITE)
     for d in SIX + ["MATH Lvl 5 (original parser)", "Average"]:
         assert a.value(d) == b.value(d), d

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evalsuite import score as sc
+from evalsuite.report.scores import table_columns
 from evalsuite.errors import UserError
 from evalsuite.suite import DEFAULT_SUITE, load_suite, lm_eval_choice_counts
 from fixtures_score.lm_eval_layout import build_results, write_results
@@ -101,7 +102,7 @@ def test_scorer_is_generic_over_suite_file(tmp_path):
     assert s.value("GP") == pytest.approx(gp, abs=1e-12)
     assert s.value("MU") == pytest.approx(mu, abs=1e-12)
     assert s.value("Mean") == pytest.approx((gp + mu) / 2, abs=1e-12)
-    assert sc.table_columns(mini) == ["Mean", "GP", "MU"]
+    assert table_columns(mini) == ["Mean", "GP", "MU"]
 
 
 def test_cli_suite_option(tmp_path, capsys):

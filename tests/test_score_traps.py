@@ -8,6 +8,7 @@ import math
 import pytest
 
 from evalsuite import score as sc
+from evalsuite.report.scores import to_json
 from evalsuite.suite import load_suite
 from fixtures_score.lm_eval_layout import build_results, write_results
 
@@ -157,7 +158,7 @@ def test_stderr_propagation(tmp_path):
          "leaderboard_musr_team_allocation": 1 / 3}
     exp_musr = math.sqrt(sum((se[t] * 100 / (1 - b[t])) ** 2 for t in b)) / 3
     assert s.scores["MuSR"].stderr == pytest.approx(exp_musr, rel=1e-12)
-    out = json.loads(sc.to_json([s]))[0]
+    out = json.loads(to_json([s]))[0]
     assert out["stderr"]["GPQA"] == pytest.approx(exp_gpqa, rel=1e-12)
 
 

@@ -160,7 +160,8 @@ def test_without_the_importer_a_details_folder_is_read_as_it_is(demo, capsys, tm
 def test_local_scores_are_the_stored_scores(demo, capsys, tmp_path):
     """The normalized local score of each benchmark is the one `evalsuite score` gives the run
     (all documents paired: the bootstrap's point estimate is the leaderboard aggregation)."""
-    from evalsuite.score import load_results_as, score_model
+    from evalsuite.results.files import load_results_as
+    from evalsuite.score import score_model
 
     ref = details_folder(demo, MERGE, tmp_path / "details")
     code, result, _ = _verify_json(capsys, demo, "--model", MERGE, "--against", ref)

@@ -58,7 +58,7 @@ def grids_of(study, comparison) -> list:
     """Scores with intervals, then one grid of deltas per parent (`evalsuite.report.tables`: laid out
     to fit the terminal, names and verdicts whole)."""
     from evalsuite.report.tables import Grid
-    from evalsuite.score import table_columns
+    from evalsuite.report.scores import table_columns
     from evalsuite.suite import load_suite
 
     cols = table_columns(load_suite())
@@ -98,7 +98,7 @@ def tables(study, comparison) -> list:
 
 
 def _cols() -> list[str]:
-    from evalsuite.score import table_columns
+    from evalsuite.report.scores import table_columns
 
     return table_columns()
 

@@ -26,7 +26,7 @@ def import_(
 
     Example:  evalsuite import open-llm-leaderboard/google__gemma-2-9b-it-details --name gemma-2-9b-it
     """
-    from evalsuite import score as sc
+    from evalsuite.report.scores import note_lines, score_grid, to_json
     from evalsuite.published.importer import agreement_rows, import_details
     from evalsuite.store import Store
     from evalsuite.study import load_study
@@ -43,7 +43,7 @@ def import_(
     head = f"{result.name}: run {result.run} of {result.source} ({result.identity}); " + (
         "reused the stored jobs" if result.reused else f"re-scored with lm-eval {result.lm_eval}")
     if fmt is Format.json:
-        typer.echo(sc.to_json(scores))
+        typer.echo(to_json(scores))
         typer.echo(head, err=True)
         for t, n, c, a, remark in rows:
             typer.echo(f"agreement: {t}: {a}/{c} recorded values agree ({n} records){'; ' + remark if remark else ''}", err=True)
@@ -56,7 +56,7 @@ def import_(
     console.print(head, markup=False, highlight=False)
     from evalsuite.report.tables import print_grids
 
-    print_grids([sc.score_grid(scores)], console, notes=sc.note_lines(scores))
+    print_grids([score_grid(scores)], console, notes=note_lines(scores))
     table = Table(title="Per-sample agreement (recorded vs recomputed)")
     for col, just in (("Task", "left"), ("Records", "right"), ("Compared", "right"), ("Agree", "right"), ("%", "right"), ("Remark", "left")):
         table.add_column(col, justify=just, overflow="fold")

@@ -122,7 +122,7 @@ def final_grids(study) -> list:
     grids = [raw_grid(study)]
     scores = normalized_scores(study)
     if scores:
-        from evalsuite.score import score_grid
+        from evalsuite.report.scores import score_grid
 
         grids.append(score_grid(scores, title="Open LLM Leaderboard v2 (normalized)"))
     return grids

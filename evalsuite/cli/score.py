@@ -31,6 +31,7 @@ def score(
     Example:  evalsuite score results/ --format json
     """
     from evalsuite import score as sc
+    from evalsuite.report.scores import note_lines, score_grid, to_csv, to_json
     from evalsuite.suite import DEFAULT_SUITE, load_suite
 
     suite = load_suite(suite_file or DEFAULT_SUITE)
@@ -38,15 +39,15 @@ def score(
     if not scores:  # find_results_files refuses empty folders; kept for safety
         raise UserError("no results to score")
     if fmt is Format.json:
-        typer.echo(sc.to_json(scores))
+        typer.echo(to_json(scores))
     elif fmt is Format.csv:
-        typer.echo(sc.to_csv(scores, suite), nl=False)
-        for line in sc.note_lines(scores):  # csv stays machine-readable; json rows carry them
+        typer.echo(to_csv(scores, suite), nl=False)
+        for line in note_lines(scores):  # csv stays machine-readable; json rows carry them
             typer.echo(line, err=True)
     else:
         from evalsuite.report.tables import print_grids
 
-        print_grids([sc.score_grid(scores, suite)], notes=sc.note_lines(scores))
+        print_grids([score_grid(scores, suite)], notes=note_lines(scores))
 
 
 def run_model_name(scores):

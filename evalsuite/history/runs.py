@@ -27,7 +27,7 @@ from evalsuite.faults import checkpoint
 from evalsuite.history.db import connect, db_path, new_run_id, transaction
 from evalsuite.names import check_name
 from evalsuite.schema import ExperimentRecord
-from evalsuite.score import ModelScores
+from evalsuite.schema import ModelScores
 from evalsuite.store import Store
 from evalsuite.study import Study, load_study
 

@@ -57,7 +57,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCardData
 
 from evalsuite.errors import UserError
-from evalsuite.score import ModelScores, Score
+from evalsuite.schema import ModelScores, Score
 from evalsuite.store import Store
 from evalsuite.study import load_study
 from evalsuite.suite import Suite, load_suite

@@ -80,7 +80,7 @@ def select_run(folder: Path, run: Optional[str], suite: Suite) -> Selection:
             raise UserError(f"{p}: a second samples file of task {m['task']} in run {run} (also {samples[m['task']]})")
         samples[m["task"]] = p
 
-    from evalsuite.score import read_results_file
+    from evalsuite.results.files import read_results_file
 
     leaves = {t: b for b in suite.benchmarks for t in b.leaf_tasks}
     groups = {b.group for b in suite.benchmarks} | LM_EVAL_GROUPS

@@ -160,7 +160,8 @@ def side_from_runs(runs: Mapping[str, Any], label: str, suite: Suite, where: str
     samples (checked against the recorded sha256 while read, unless checked already), task
     configs and (`stderr`) each benchmark's normalized standard error (from `scores`, the study's
     ModelScores of the model, else scored here from the parsed results)."""
-    from evalsuite.score import merge_as, results_of, score_model
+    from evalsuite.results.files import merge_as, results_of
+    from evalsuite.score import score_model
 
     side = Side(label=label, where=where)
     for bench_id, run in runs.items():

@@ -26,7 +26,7 @@ from evalsuite.published.contents import PublishedRow
 from evalsuite.report import plots
 from evalsuite.report.published import match_published, read_published
 from evalsuite.report.samples import disagreements
-from evalsuite.score import table_columns
+from evalsuite.report.scores import table_columns
 from evalsuite.store import atomic_write_text, sweep_stale
 from evalsuite.study import Study, compare_study, read_study
 from evalsuite.suite import Suite, load_suite
