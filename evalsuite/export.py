@@ -51,7 +51,7 @@ def _date(name: str) -> str:
 def export_run(study, model: str, out: Path, hub_id: str) -> Exported:
     """Write `model`'s jobs of `study` (evalsuite.study.Study) as `out/<org>__<model>/`."""
     from evalsuite.lm_eval_api import PER_TASK_KEYS
-    from evalsuite.published.verify import sanitize_model
+    from evalsuite.published.sides import sanitize_model
 
     runs = study.runs[model]
     if not runs:

@@ -35,7 +35,7 @@ def test_export_import_round_trip(demo_run, tmp_path, capsys):
     from evalsuite.samples import SAMPLES_NAME
     from evalsuite.store import Store
     from evalsuite.study import load_study
-    from evalsuite.published.verify import stored_runs
+    from evalsuite.published.sides import stored_runs
 
     out = tmp_path / "details"
     code = main(["export", "--config", str(demo_run.config), "--model", MERGE, "--out", str(out)])
@@ -85,7 +85,7 @@ def test_upstream_layout_merges_the_jobs_results(demo_run, tmp_path):
     from evalsuite.published.importer import import_details
     from evalsuite.export import export_run
     from evalsuite.store import Store
-    from evalsuite.published.verify import stored_runs
+    from evalsuite.published.sides import stored_runs
 
     stored = stored_runs(demo_run.store, demo_run.exp.name, MERGE)
     for job in stored.runs[MERGE].values():

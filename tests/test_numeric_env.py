@@ -96,7 +96,7 @@ def test_a_stored_job_of_another_version_is_not_reused(demo_run, tmp_path, monke
     import sys
 
     from evalsuite.run import runner
-    from evalsuite.published.verify import stored_jobs
+    from evalsuite.published.sides import stored_jobs
 
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import demo_config

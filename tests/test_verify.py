@@ -59,7 +59,7 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 
 
 def _jobs(demo, model: str) -> dict:
-    from evalsuite.published.verify import stored_jobs
+    from evalsuite.published.sides import stored_jobs
 
     return stored_jobs(demo.store, demo.exp.name, model)
 
@@ -143,7 +143,7 @@ def test_against_its_own_results_passes(demo, capsys, tmp_path):
 def test_without_the_importer_a_details_folder_is_read_as_it_is(demo, capsys, tmp_path, monkeypatch):
     """A checkout without evalsuite.published.importer reads a details folder directly (newest samples file
     per task); a repo id then needs a downloaded folder, said in one line."""
-    import evalsuite.published.verify as vf
+    import evalsuite.published.sides as vf
 
     monkeypatch.setattr(vf, "_importer", lambda: None)
     ref = details_folder(demo, MERGE, tmp_path / "details")
@@ -295,7 +295,7 @@ def test_limit_runs_only_that_model_with_the_limit(demo, capsys, tmp_path, monke
     def fake_run(exp, *, console=None, quiet=False, importer=None):
         seen.append(exp)
         name = exp.candidate.display_name
-        from evalsuite.published.verify import stored_runs
+        from evalsuite.published.sides import stored_runs
 
         return RunOutcome(experiment=exp.name, models=[], done={name: _jobs(demo, name)},
                           study=stored_runs(demo.store, demo.exp.name, name))
@@ -312,7 +312,7 @@ def test_limit_runs_only_that_model_with_the_limit(demo, capsys, tmp_path, monke
 
 def test_limit_overrides(demo, tmp_path):
     from evalsuite.config import load_experiment
-    from evalsuite.published.verify import limit_overrides
+    from evalsuite.published.sides import limit_overrides
 
     exp = demo.exp
     # a parent with a chat template: the candidate of a one-model experiment, settings kept
@@ -334,7 +334,8 @@ def test_limit_overrides(demo, tmp_path):
 
 
 def test_details_repo_name():
-    from evalsuite.published.verify import details_repo, parse_tolerance
+    from evalsuite.published.checks import parse_tolerance
+    from evalsuite.published.sides import details_repo
 
     assert details_repo("meta-llama/Meta-Llama-3-8B-Instruct") == "open-llm-leaderboard/meta-llama__Meta-Llama-3-8B-Instruct-details"
     assert parse_tolerance("se") == "se" and parse_tolerance("0.5") == 0.5
@@ -396,7 +397,7 @@ def test_against_is_checked_before_the_limit_run(demo, capsys, tmp_path, monkeyp
 
 def test_a_folder_of_several_models_is_refused_on_every_path(demo, capsys, tmp_path, monkeypatch):
     import evalsuite.run.runner as runner
-    import evalsuite.published.verify as vf
+    import evalsuite.published.sides as vf
 
     ref = details_folder(demo, MERGE, tmp_path / "details", "someone__tiny-merge")
     details_folder(demo, PARENT_A, ref, "someone__parent_a")

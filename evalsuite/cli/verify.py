@@ -53,33 +53,35 @@ def verify(
 
       evalsuite verify --model gemma-2-9b-it --limit 5  # run 5 docs/task, check
     """
-    from evalsuite.published import verify as vf
     from evalsuite.config import load_experiment
+    from evalsuite.published.checks import parse_tolerance
+    from evalsuite.published.sides import check_source, find_model, reference_side, side_from_runs, stored_runs
+    from evalsuite.published.verify import verify_sides
     from evalsuite.store import Store
     from evalsuite.suite import load_suite
 
-    tol = vf.parse_tolerance(tolerance)
+    tol = parse_tolerance(tolerance)
     if limit is not None and limit <= 0:
         raise UserError(f"--limit {limit}: give a positive number of documents per task")
     exp = load_experiment(config)
-    spec = vf.find_model(exp, model)
+    spec = find_model(exp, model)
     if against is None and not spec.hub:
         raise UserError(f"model {model} has no hub id: say what to check it against with --against REPO_OR_FOLDER")
     if against is not None and not against.strip():
         raise UserError("--against: empty")
-    vf.check_source(against, spec)  # before the --limit run writes anything
+    check_source(against, spec)  # before the --limit run writes anything
     suite = load_suite()
     store = Store(Path(exp.output.results))
     experiment = exp.name
     if limit is not None:
         experiment, study = _limited_run(exp, config, model, limit, quiet)
     else:
-        study = vf.stored_runs(store, exp.name, model)
+        study = stored_runs(store, exp.name, model)
     jobs = study.runs[model]
-    local = vf.side_from_runs(jobs, model, suite, where=f"{store.root} (experiment {experiment})", scores=study.scores.get(model))
-    ref = vf.reference_side(against, spec, store, suite, list(jobs))
-    result = vf.verify_sides(model, experiment, local, ref, benchmarks=list(jobs), suite=suite, tolerance=tol,
-                             stats=stats.over(exp.stats), limit=limit)
+    local = side_from_runs(jobs, model, suite, where=f"{store.root} (experiment {experiment})", scores=study.scores.get(model))
+    ref = reference_side(against, spec, store, suite, list(jobs))
+    result = verify_sides(model, experiment, local, ref, benchmarks=list(jobs), suite=suite, tolerance=tol,
+                          stats=stats.over(exp.stats), limit=limit)
     if fmt is Format.json:
         typer.echo(result.model_dump_json(indent=2))
     else:
@@ -93,18 +95,18 @@ def verify(
 
 
 def _limited_run(exp, config: Path, model: str, limit: int, quiet: bool):
-    """Run only `model` (see verify.limit_overrides) with `limit` documents per task."""
+    """Run only `model` (see sides.limit_overrides) with `limit` documents per task."""
     from rich.console import Console
 
-    from evalsuite.published import verify as vf
     from evalsuite.config import load_experiment
     from evalsuite.published import importer
+    from evalsuite.published.sides import limit_overrides
     from evalsuite.run.runner import merged_dir, run_experiment
     from evalsuite.store import Store
 
     store = Store(Path(exp.output.results))
     merged = merged_dir(store, exp) if exp.candidate.recipe is not None else None
-    overrides, how = vf.limit_overrides(exp, model, limit, merged)
+    overrides, how = limit_overrides(exp, model, limit, merged)
     run_exp = load_experiment(config, overrides)
     console = Console(stderr=True, quiet=quiet)
     console.print(f"verify: running {how} with limit {limit} (experiment {run_exp.name})")
