@@ -1,7 +1,8 @@
 """lm-eval samples files: one model's per-document metric values of one leaf task (`TaskDocs`),
 read in one pass over memory-mapped windows (prompts and outputs are not decoded), checked against
-the sha256 the run recorded in the same pass; full records re-read from their line on demand.
-Documents of two models pair on (doc_id, doc_hash)."""
+the sha256 the run recorded in the same pass; full records re-read from their line on demand,
+through the handle the parse opened (kept while the TaskDocs lives, at most KEEP_OPEN at a time),
+so a file is opened once for all of it. Documents of two models pair on (doc_id, doc_hash)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import json
 import mmap
 import os
 import re
+import weakref
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -19,10 +22,13 @@ import numpy as np
 
 from evalsuite.errors import UserError
 from evalsuite.suite import Benchmark
+from evalsuite.textio import decode
 
 SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl$")
 _HEAD = re.compile(rb'\{"doc_id": (-?\d+),')  # used with match(buf, start): anchored at the line
 _TAIL = b'"filter": '
+KEEP_OPEN = 256  # samples files whose parse handle is kept for later record reads (bounds open fds)
+_kept: list[int] = [0]
 
 
 @dataclass
@@ -41,6 +47,16 @@ class TaskDocs:
     values: dict[str, tuple[np.ndarray, np.ndarray]]
     offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # byte offset of each line
     path: Optional[Path] = None
+    handle: Optional[Any] = field(default=None, repr=False, compare=False)  # the parse's open file, if kept
+
+    def keep(self, fh) -> None:
+        """Keep `fh` (the file this was parsed from) for read_records; closed when self is collected."""
+        if _kept[0] >= KEEP_OPEN:
+            fh.close()
+            return
+        _kept[0] += 1
+        self.handle = fh
+        weakref.finalize(self, _release, fh)
 
     def __len__(self) -> int:
         return len(self.doc_ids)
@@ -69,6 +85,11 @@ class TaskDocs:
         vals = {m: _num_den(list(v)) for m, v in values.items()}
         order = np.argsort(ids, kind="stable")
         return cls(task, ids[order], hashes[order], {m: (a[order], b[order]) for m, (a, b) in vals.items()})
+
+
+def _release(fh) -> None:
+    fh.close()
+    _kept[0] -= 1
 
 
 def _num_den(column: list) -> tuple[np.ndarray, np.ndarray]:
@@ -166,14 +187,12 @@ def read_samples(path: Path, metrics: Sequence[str], task: Optional[str] = None,
     except OSError as exc:
         raise UserError(f"{path}: cannot read samples file ({exc.strerror})") from exc
     digest = hashlib.sha256() if sha256 else None
-    with fh:
+    try:
         for lineno, (start, buf, a, b) in enumerate(_lines(fh, digest), 1):
             try:
                 doc_id, rec = _parse_line(buf, a, b)
             except (ValueError, KeyError, TypeError) as exc:
                 if isinstance(exc, UnicodeDecodeError):  # the one rule's message (evalsuite/textio.py)
-                    from evalsuite.textio import decode
-
                     decode(bytes(buf[a:b]), path, offset=start, line=lineno)
                 raise UserError(f"{path}: record {lineno}: not an lm-eval samples record ({str(exc).splitlines()[0]})") from exc
             filt = rec.get("filter", "none")
@@ -195,23 +214,28 @@ def read_samples(path: Path, metrics: Sequence[str], task: Optional[str] = None,
             offsets.append(start)
             for key in metrics:
                 cols[key].append(row[key])
-    if digest is not None and digest.hexdigest() != sha256:
-        raise UserError(f"{path}: changed since the run recorded it (sha256 differs); rerun `evalsuite run`")
+        if digest is not None and digest.hexdigest() != sha256:
+            raise UserError(f"{path}: changed since the run recorded it (sha256 differs); rerun `evalsuite run`")
+    except BaseException:
+        fh.close()
+        raise
     docs = TaskDocs.from_values(task, cols, ids, hashes) if ids else TaskDocs(
         task, np.zeros(0, np.int64), np.zeros(0, str), {m: (np.zeros(0), np.zeros(0)) for m in metrics})
     order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
     docs.offsets = np.asarray(offsets, dtype=np.int64)[order] if ids else np.zeros(0, np.int64)
     docs.path = path
+    docs.keep(fh)
     return docs
 
 
 def read_records(docs: TaskDocs, positions: Sequence[int]) -> dict[int, dict]:
     """Full samples records at the given positions (indices into docs), re-read from their lines
-    (one open of the file)."""
+    through the handle the parse kept (else one new open of the file)."""
     out: dict[int, dict] = {}
     if docs.path is None:
         return out
-    with Path(docs.path).open("rb") as fh:
+    fh = docs.handle if docs.handle is not None and not docs.handle.closed else None
+    with (nullcontext(fh) if fh is not None else Path(docs.path).open("rb")) as fh:
         for i in sorted(positions):
             fh.seek(int(docs.offsets[i]))
             out[i] = json.loads(fh.readline())

@@ -4,7 +4,8 @@ Every open of a `results_*.json` or `samples_*.jsonl` file is recorded with what
 from the functions on the stack: `hash` (only hashed: `store.file_sha256`), `parse+hash` (a
 samples file parsed with its digest checked in the same pass: `read_samples(..., sha256=...)`),
 `parse` (read to be decoded), `records` (a few full records re-read by offset: `samples.read_records`, the report's
-sample browser), `copy` (`shutil.copyfile`). Writes are not counted. A results file is decoded
+sample browser), `copy` (`shutil.copyfile`); opens of job records (`job.json`) are counted too (kind `job`).
+Writes are not counted. A results file is decoded
 as JSON at every `parse` open. Paths are
 keyed by job: a job's temp folder (`jobs/.tmp-<job>-<pid>`) counts as the job folder.
 """
@@ -46,9 +47,12 @@ class ReadCounts:
     def record(self, path, frame) -> None:
         p = str(path)
         name = Path(p).name
-        if not _NAME.match(name) or name.startswith("process_results_"):
+        if name == "job.json":
+            kind = "job"
+        elif not _NAME.match(name) or name.startswith("process_results_"):
             return
-        kind = "results" if name.startswith("results_") else "samples"
+        else:
+            kind = "results" if name.startswith("results_") else "samples"
         self.opens[(kind, _TMP.sub(lambda m: f"/{m['job']}/", p), _purpose(frame))] += 1
 
     def per_file(self, kind: str, purposes: tuple[str, ...]) -> Counter:
@@ -62,6 +66,7 @@ class ReadCounts:
         parses = self.per_file("results", ("parse",))
         hashes = self.per_file("samples", ("hash", "parse+hash"))
         reads = self.per_file("samples", ("hash", "parse+hash", "parse"))
+        opens = {kind: self.per_file(kind, ("hash", "parse+hash", "parse", "records", "copy")) for kind in ("job", "results", "samples")}
         results_files = {k for (kind, k, _) in self.opens if kind == "results"}
         samples_files = {k for (kind, k, _) in self.opens if kind == "samples"}
         return dict(
@@ -71,6 +76,7 @@ class ReadCounts:
             samples_files=len(samples_files), samples_hashes=sum(hashes.values()),
             samples_hashes_max=max(hashes.values(), default=0),
             samples_full_reads=sum(reads.values()), samples_full_reads_max=max(reads.values(), default=0),
+            opens_max={kind: max(c.values(), default=0) for kind, c in opens.items()},
         )
 
 

@@ -67,7 +67,9 @@ def test_one_run_parses_each_results_file_once_and_hashes_each_samples_file_at_m
     demo fixture) and a re-run of it (everything reused) in a copy of its results: each results file
     is parsed once (`evalsuite.study`: the runner's study serves the history, the CLI tables and the
     report), each samples file is hashed at most once (at its commit, or the reuse check) and read in
-    full at most twice (that hash and the report's one parse)."""
+    full at most twice (that hash and the report's one parse). On the re-run every job record, results
+file and samples file is opened at most twice (verified, parsed; the report's sample browser reads
+its records through the parse's handle)."""
     import shutil
 
     from evalsuite.cli.main import main
@@ -89,4 +91,6 @@ def test_one_run_parses_each_results_file_once_and_hashes_each_samples_file_at_m
         assert s["results_parses_max"] == 1, (label, counts.per_file("results", ("parse",)).most_common(3))
         assert s["samples_hashes_max"] == 1, (label, counts.per_file("samples", ("hash", "parse+hash")).most_common(3))
         assert s["samples_full_reads_max"] <= 2, (label, s)
+    opens = rerun.summary()["opens_max"]  # a re-run opens each stored file at most twice: verify, parse
+    assert set(opens) == {"job", "results", "samples"} and 1 <= min(opens.values()) and max(opens.values()) <= 2, opens
     assert list((copy / "reports").glob(f"{demo_run.exp.name}-*.html"))
