@@ -49,7 +49,7 @@ def main() -> None:
 
     from evalsuite.config import load_experiment
     from evalsuite.run.runner import resolve_models
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     exp = load_experiment(cfg)
     resolve_models(exp, Store(exp.output.results), Console(quiet=True), quiet=True)

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from evalsuite.schema import ExperimentRecord, JobRecord
-from evalsuite.store import Store, atomic_write_text, file_sha256
+from evalsuite.fsio import atomic_write_text, file_sha256
+from evalsuite.results.store import Store
 from evalsuite.suite import load_suite
 
 DATE = "2026-01-01T00-00-00.000000"

@@ -46,7 +46,7 @@ def run_side(out: Path, tag: str, mode: str, benches: list[str], limit: int, wor
 
 
 def same_numbers(a: Path, b: Path) -> int:
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     sa, sb = Store(a), Store(b)
     ids = sorted(p.name for p in sa.jobs_dir.iterdir() if not p.name.startswith("."))
@@ -77,7 +77,7 @@ def main() -> None:
     from conftest import demo_config
     from evalsuite.config import load_experiment
     from evalsuite.run.runner import resolve_models
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     shutil.rmtree(args.out, ignore_errors=True)
     exp = load_experiment(demo_config(args.out / "warm", name="warm", results=args.out / "shared-models"))

@@ -14,7 +14,7 @@ documents both models answered (same task, doc_id and doc_hash):
   delta lies on that side of 0, else `indistinguishable`.
 
 The statistics are `evalsuite.stats` (pure, seeded per (parent, score), so any subset of benchmarks
-gives the same numbers), the documents `evalsuite.samples.TaskDocs`, the settings one
+gives the same numbers), the documents `evalsuite.results.samples.TaskDocs`, the settings one
 `config.StatsSettings`. This module holds the comparison's schema and `compare_models`, and (for
 now) the loader of an experiment's stored results (section at the end).
 """
@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
-from evalsuite.samples import TaskDocs, pair_docs
+from evalsuite.results.samples import TaskDocs, pair_docs
 from evalsuite.score import normalize
 from evalsuite.stats import Verdict, seeded_rng, bootstrap_score, holm, interval, mcnemar_exact, verdict
 from evalsuite.suite import Benchmark, Suite, load_suite

@@ -26,7 +26,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from evalsuite.errors import UserError
-from evalsuite.samples import SAMPLES_NAME
+from evalsuite.hub import HUB_ID
+from evalsuite.lm_eval_api import PER_TASK_KEYS
+from evalsuite.published.sides import sanitize_model
+from evalsuite.results.samples import SAMPLES_NAME
 
 DATE = re.compile(r"_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-\.]+)\.jsonl?$")
 
@@ -50,9 +53,6 @@ def _date(name: str) -> str:
 
 def export_run(study, model: str, out: Path, hub_id: str) -> Exported:
     """Write `model`'s jobs of `study` (evalsuite.study.Study) as `out/<org>__<model>/`."""
-    from evalsuite.lm_eval_api import PER_TASK_KEYS
-    from evalsuite.published.sides import sanitize_model
-
     runs = study.runs[model]
     if not runs:
         raise UserError(f"no stored jobs of {model}")
@@ -109,7 +109,5 @@ def default_hub_id(spec) -> str:
 
 
 def check_hub_id(hub_id: Optional[str]) -> None:
-    from evalsuite.hub import HUB_ID
-
     if hub_id is not None and not HUB_ID.match(hub_id):
         raise UserError(f"--hub-id {hub_id!r}: give ORG/NAME, as on the hub")

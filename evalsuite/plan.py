@@ -231,7 +231,7 @@ def _folder_bytes(path: Path) -> Optional[int]:
 
 
 def make_plan(exp: Experiment, ll_per_s: Optional[float] = None, gen_per_s: Optional[float] = None) -> Plan:
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
     from evalsuite.suite import load_suite
 
     suite = load_suite()

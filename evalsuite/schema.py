@@ -131,12 +131,6 @@ def parse_record(cls: type[R], text: Union[str, bytes], path: Path, what: str, r
     return cls.model_validate(data)
 
 
-def read_job_record(folder: Path, what: str = "job record") -> JobRecord:
-    """`folder/job.json`, its version checked (OSError / ValueError: absent or damaged)."""
-    path = Path(folder) / "job.json"
-    return parse_record(JobRecord, path.read_bytes(), path, what, REDO_JOB)
-
-
 class SchemaMismatch(UserError):
     """A record of another schema version (`newer`: written by a newer evalsuite)."""
 

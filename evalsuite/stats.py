@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from evalsuite.samples import TaskDocs
+from evalsuite.results.samples import TaskDocs
 from evalsuite.score import aggregate, key_baselines, key_weights, present_keys
 from evalsuite.suite import Benchmark
 

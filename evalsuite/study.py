@@ -13,21 +13,19 @@ The history (`history.record_run`), the CLI tables (`cli/run.py`), `compare`, th
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
 from evalsuite.compare import Comparison, compare_models
-from evalsuite.samples import TaskDocs, read_benchmark_samples
 from evalsuite.errors import UserError
-from evalsuite.textio import NotUtf8, loads
-from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef, read_job_record
-from evalsuite.results.files import ModelResults, merge_as, results_of
-from evalsuite.schema import ModelScores
+from evalsuite.results.files import ModelResults, merge_as, read_results_json, results_of
+from evalsuite.results.samples import TaskDocs, read_benchmark_samples
+from evalsuite.results.store import Store, job_record
+from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef, ModelScores
 from evalsuite.score import score_model
-from evalsuite.store import Store
 from evalsuite.suite import Suite, load_suite
 
 
@@ -39,6 +37,11 @@ class StudyJob:
     folder: Path
     results: dict  # lm-eval's results JSON
     verified: bool  # every file's sha256 checked in this process already
+
+    @cached_property
+    def parsed(self) -> ModelResults:
+        """The results file read into typed fields (metrics, n-shot, documents, task configs)."""
+        return results_of(self.results, self.folder / self.record.results_file)
 
     def samples(self, suite: Suite) -> dict[str, TaskDocs]:
         """leaf task -> documents (sha256 checked while read unless `verified`)."""
@@ -139,7 +142,7 @@ def load_study(store: Store, record: ExperimentRecord, suite: Optional[Suite] = 
         for bench_id, job_id in record.jobs.get(name, {}).items():
             job = _job(store, job_id, f"job of {name} on {bench_id}", job_id in verified)
             runs[name][bench_id] = job
-            parsed.append(results_of(job.results, job.folder / job.record.results_file))
+            parsed.append(job.parsed)
         if parsed:
             merged[name] = merge_as(parsed, name)
             scores[name] = score_model(merged[name], suite)
@@ -159,34 +162,6 @@ def _job(store: Store, job_id: str, what: str, verified: bool) -> StudyJob:
     rec = job_record(folder, job_id, what)
     sha256 = None if verified else rec.sha256.get(rec.results_file)
     return StudyJob(record=rec, folder=folder, results=read_results_json(folder / rec.results_file, sha256), verified=verified)
-
-
-def job_record(folder: Path, job_id: str, what: str) -> JobRecord:
-    """A finished job's record, its schema version checked (its files' sha256, when recorded,
-    are checked as they are read; samples: in the parsing pass)."""
-    try:
-        job = read_job_record(folder, what)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{folder}: {what} is missing or damaged (rerun `evalsuite run`)") from exc
-    if job.job_id != job_id:
-        raise UserError(f"{folder}/job.json: records job {job.job_id}, expected {job_id}")
-    return job
-
-
-def read_results_json(path: Path, sha256: Optional[str]) -> dict:
-    """A results file, hashed (when `sha256` is given) and parsed from the same bytes."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read results file ({exc.strerror})") from exc
-    if sha256 and hashlib.sha256(raw).hexdigest() != sha256:
-        raise UserError(f"{path}: changed since the run recorded it (sha256 differs); rerun `evalsuite run`")
-    try:
-        return loads(raw, path)
-    except NotUtf8:
-        raise
-    except ValueError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from exc
 
 
 def compare_study(study: Study, **kwargs) -> Comparison:

@@ -28,7 +28,7 @@ class DemoRun:
 
     def __init__(self, config: Path, reads=None):
         from evalsuite.config import load_experiment
-        from evalsuite.store import Store
+        from evalsuite.results.store import Store
 
         self.config = config
         self.reads = reads  # tests/read_counter.py's counts of the first run (None: a reused demo)
@@ -121,7 +121,7 @@ def nightly_demo(tmp_path_factory):
     folder, its experiment record). The folder's `results/` is shared by the worker's tests:
     tests/test_history.py copies its jobs, tests/test_regress.py adds its own runs of other
     candidates to it (every job of this run is then reused)."""
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     def build(folder: Path) -> None:
         from evalsuite.cli.main import main

@@ -1,7 +1,7 @@
 """Count how often one process reads the stored lm-eval files (tests and bench/read_counts.py).
 
 Every open of a `results_*.json` or `samples_*.jsonl` file is recorded with what it was for,
-from the functions on the stack: `hash` (only hashed: `store.file_sha256`), `parse+hash` (a
+from the functions on the stack: `hash` (only hashed: `fsio.file_sha256`), `parse+hash` (a
 samples file parsed with its digest checked in the same pass: `read_samples(..., sha256=...)`),
 `parse` (read to be decoded), `records` (a few full records re-read by offset: `samples.read_records`, the report's
 sample browser), `copy` (`shutil.copyfile`); opens of job records (`job.json`) are counted too (kind `job`).

@@ -13,7 +13,7 @@ from scipy.stats import binomtest
 
 from evalsuite.compare import compare_models
 from evalsuite.config import StatsSettings
-from evalsuite.samples import TaskDocs, pair_docs, read_samples
+from evalsuite.results.samples import TaskDocs, pair_docs, read_samples
 from evalsuite.stats import aggregate_draws, bootstrap_score, holm, mcnemar_exact
 from evalsuite.score import aggregate
 from evalsuite.suite import load_suite
@@ -323,7 +323,7 @@ def test_resampling_has_the_variance_of_drawing_documents_with_replacement():
 def test_windowed_reader_yields_every_line_once_and_hashes_the_whole_file(tmp_path: Path, window: int):
     import hashlib
 
-    from evalsuite.samples import _lines
+    from evalsuite.results.samples import _lines
     from evalsuite.errors import UserError
 
     rng = np.random.default_rng(0)

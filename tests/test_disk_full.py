@@ -18,7 +18,7 @@ import pytest
 
 from evalsuite.cli.main import main
 from evalsuite.history.runs import list_runs
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 from conftest import nightly_config
 

@@ -32,8 +32,8 @@ def _records(path: Path) -> dict[int, dict]:
 
 def test_export_import_round_trip(demo_run, tmp_path, capsys):
     from evalsuite.published.importer import import_details
-    from evalsuite.samples import SAMPLES_NAME
-    from evalsuite.store import Store
+    from evalsuite.results.samples import SAMPLES_NAME
+    from evalsuite.results.store import Store
     from evalsuite.study import load_study
     from evalsuite.published.sides import stored_runs
 
@@ -84,7 +84,7 @@ def test_upstream_layout_merges_the_jobs_results(demo_run, tmp_path):
     per-job results files hold exactly their own tasks, as an upstream job's does)."""
     from evalsuite.published.importer import import_details
     from evalsuite.export import export_run
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
     from evalsuite.published.sides import stored_runs
 
     stored = stored_runs(demo_run.store, demo_run.exp.name, MERGE)

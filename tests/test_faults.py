@@ -27,7 +27,7 @@ import pytest
 from conftest import demo_config
 from evalsuite.faults import ENV, POINTS
 from evalsuite.schema import ExperimentRecord
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 pytestmark = pytest.mark.slow
 

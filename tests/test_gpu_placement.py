@@ -11,7 +11,7 @@ import pytest
 from evalsuite.run import local
 from evalsuite.run.jobs import Job, JobSettings, Process
 from evalsuite.schema import ModelRef
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 FAKE = "3,5,GPU-9f1c,7"  # an inherited allocation: ids and a UUID, as SLURM or a shared box give them
 

@@ -27,7 +27,7 @@ import pytest
 from conftest import REPO, demo_config
 from evalsuite.cli.main import main
 from evalsuite.errors import UserError
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 MIRROR = REPO / "examples" / "demo_mirror"
 

@@ -20,7 +20,7 @@ from evalsuite.errors import UserError
 from evalsuite.history.db import db_path
 from evalsuite.history.runs import get_run, list_baselines, list_runs, record_run
 from evalsuite.report.plots import trend_figure, trend_png
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 from conftest import NIGHTLY_BENCHMARKS
 

@@ -112,7 +112,7 @@ def _listing(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def imported(details, tmp_path_factory):
     from evalsuite.published.importer import import_details
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     store = Store(tmp_path_factory.mktemp("imp") / "results")
     return store, import_details(str(details), "pub", store)
@@ -136,7 +136,7 @@ def test_import_gives_the_run_s_numbers_and_full_agreement(real_run, imported):
 
 def test_stored_jobs_are_ordinary_jobs(real_run, imported):
     from evalsuite.study import read_study
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     store, result = imported
     for bench, rec in result.jobs.items():
@@ -169,7 +169,7 @@ def test_reimport_reuses_the_jobs(details, imported):
 
 def test_json_row_equals_evalsuite_score(details, tmp_path, capsys):
     from evalsuite.cli.main import main
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     results = tmp_path / "results"
     rc, out, err = _import(details, results, "pub", "--format", "json", capsys=capsys)
@@ -197,7 +197,7 @@ def test_table_output(details, tmp_path, capsys):
 def test_run_option_picks_an_older_run(details, tmp_path, real_run):
     """Two runs side by side: the genuine files, and the same files under an older date id."""
     from evalsuite.published.importer import import_details
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     two = tmp_path / "two"
     shutil.copytree(details, two)
@@ -232,7 +232,7 @@ def test_old_math_parser_rescored_to_both(details, tmp_path, real_run):
     original-parser lm-eval (0.4.8 / 0.4.5): `test_genuine_old_math_*` below."""
     from evalsuite.published.importer import MATH_OLD_NOTE, import_details
     from evalsuite.score import score_paths
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     old = tmp_path / "old"
     shutil.copytree(details, old)
@@ -276,7 +276,7 @@ def test_old_math_parser_rescored_to_both(details, tmp_path, real_run):
 def test_html_in_outputs_is_data(details, tmp_path):
     """One MATH response and one IFEval response get a `<script>` prefix (resps and filtered_resps)."""
     from evalsuite.published.importer import import_details
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     src = tmp_path / "html"
     shutil.copytree(details, src)
@@ -344,7 +344,7 @@ def in_memory(real_run, tmp_path_factory) -> Path:
 def test_in_memory_form(in_memory, tmp_path):
     from evalsuite.published.importer import import_details
     from evalsuite.score import score_paths
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     first = json.loads(next(in_memory.rglob("samples_leaderboard_gpqa_main_*.jsonl")).open().readline())
     assert isinstance(first["arguments"], list) and isinstance(first["filtered_resps"][0][0], float)  # the in-memory form
@@ -457,7 +457,7 @@ def _jsonl(path: Path) -> list[dict]:
 def old_math(request, tmp_path_factory):
     """(version, store, import result) of the genuine folder, imported into a fresh results folder."""
     from evalsuite.published.importer import import_details
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     store = Store(tmp_path_factory.mktemp(f"old_math_{request.param}") / "results")
     return request.param, store, import_details(str(_old_math_folder(request.param)), f"old-{request.param}", store)
@@ -487,7 +487,7 @@ def test_genuine_old_math_rescored_with_full_agreement(old_math):
     """Every record re-scored by 0.4.13's MATH code: the recorded exact_match (original parser)
     equals the recomputed exact_match_original on every record; Math-Verify's is filled in."""
     from evalsuite.published.importer import MATH_OLD_NOTE
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     version, store, result = old_math
     assert sorted(result.jobs) == ["math_hard"] and not result.reused and result.lm_eval == "0.4.13"
@@ -578,7 +578,7 @@ def test_fork_main_details_rescore_with_full_agreement_and_math_verify_as_record
     with the original parser, which is filled in."""
     from evalsuite.published.importer import MATH_OLD_NOTE, import_details
     from evalsuite.score import score_paths
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     (results,) = FORK_MAIN.glob("results_*.json")
     data = json.loads(results.read_text())

@@ -8,7 +8,7 @@ import json
 import os
 import time
 
-from evalsuite import store
+from evalsuite import fsio
 from evalsuite.models.merge import MARKER, verify_output
 
 
@@ -22,8 +22,8 @@ def test_shards_verified_once_then_trusted_until_written(tmp_path, monkeypatch):
     files = {n: {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in shards.items()}
     (out / MARKER).write_text(json.dumps({"fingerprint": "sha256:x", "files": files}))
     hashed = []
-    real = store.file_sha256
-    monkeypatch.setattr(store, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+    real = fsio.file_sha256
+    monkeypatch.setattr(fsio, "file_sha256", lambda p: hashed.append(p.name) or real(p))
 
     assert verify_output(out, "sha256:x") is None and len(hashed) == 2
     assert verify_output(out, "sha256:x") is None and len(hashed) == 2  # trusted: nothing re-read

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 
 def _requests_in_samples(store: Store, rec) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from conftest import demo_config
 from evalsuite.cli.main import main
 from evalsuite.results.files import load_results_as
 from evalsuite.score import score_model
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 from test_report import PAYLOAD, chromium  # noqa: F401  (the DevTools fixture of the report tests)
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def details_folder(demo_run, model: str, dest: Path) -> Path:
 def plant(demo_run, details: Path) -> dict:
     """PAYLOAD (HTML) at the head of every prompt of one BBH document of the published parent where
     it and the candidate disagree, so the report shows the parent's prompt; returns the doc."""
-    from evalsuite.samples import pair_docs
+    from evalsuite.results.samples import pair_docs
     from evalsuite.study import read_study
     from evalsuite.suite import load_suite
 
@@ -121,7 +121,7 @@ def test_documents_whose_hash_differs_are_counted_not_paired():
     choices in another order) is not paired, and the comparison says how many there were."""
     from evalsuite.compare import compare_models
     from evalsuite.config import StatsSettings
-    from evalsuite.samples import TaskDocs
+    from evalsuite.results.samples import TaskDocs
 
     acc = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
     cand = TaskDocs.from_values("leaderboard_mmlu_pro", {"acc,none": acc}, doc_hash=[f"h{i}" for i in range(6)])

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import demo_config
 from evalsuite.cli.main import main
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray")

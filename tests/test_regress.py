@@ -21,7 +21,7 @@ from evalsuite.history.db import db_path
 from evalsuite.history.runs import get_run, record_run
 from evalsuite.history.regress import BenchmarkResult, Difference, RegressReport, junit_xml, regress
 from evalsuite.schema import ExperimentRecord, JobRecord
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 from conftest import NIGHTLY_BENCHMARKS
 from conftest import nightly_config as demo_config

@@ -29,7 +29,7 @@ import yaml
 from markupsafe import escape
 
 from evalsuite.cli.main import main
-from evalsuite.samples import pair_docs
+from evalsuite.results.samples import pair_docs
 from evalsuite.score import score_paths
 from evalsuite.study import read_study
 from evalsuite.suite import load_suite
@@ -313,7 +313,7 @@ def _planted_report(demo: dict, tmp_path: Path) -> tuple[dict, dict]:
 
 def _rehash(path: Path) -> None:
     """Record a samples file's new content in its job's job.json (sha256 map)."""
-    from evalsuite.store import file_sha256
+    from evalsuite.fsio import file_sha256
 
     job_json = next(p / "job.json" for p in path.parents if (p / "job.json").is_file())
     rec = json.loads(job_json.read_text())

@@ -15,7 +15,7 @@ import pytest
 
 from evalsuite.cli.main import main
 from evalsuite.schema import JobRecord
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 from conftest import demo_config
 
 pytestmark = pytest.mark.slow

@@ -27,7 +27,7 @@ from evalsuite.cli.main import main
 from evalsuite.errors import UserError
 from evalsuite.paths import inside
 from evalsuite.schema import ExperimentRecord
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

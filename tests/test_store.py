@@ -11,7 +11,8 @@ import pytest
 from evalsuite.cli.main import main
 from evalsuite.errors import UserError
 from evalsuite.schema import JobRecord
-from evalsuite.store import Store, atomic_write_text
+from evalsuite.fsio import atomic_write_text
+from evalsuite.results.store import Store
 
 
 def fake_job(store: Store, job_id: str = "m--bbh--0123") -> JobRecord:
@@ -100,7 +101,7 @@ def test_run_refuses_while_another_run_holds_the_folder(tmp_path, capsys):
 
 
 def test_swap_folder_over_a_link_replaces_the_link_and_keeps_what_it_pointed_to(tmp_path):
-    from evalsuite.store import swap_folder
+    from evalsuite.fsio import swap_folder
 
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "f").write_text("user data")

@@ -10,7 +10,7 @@ import pytest
 from conftest import demo_config
 from evalsuite.errors import UserError
 from evalsuite.schema import SCHEMA_VERSION, ExperimentRecord, JobRecord, ModelRef
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 from read_counter import count_reads
 
 

@@ -29,9 +29,9 @@ import pytest
 import yaml
 
 from evalsuite.cli.main import main
-from evalsuite.samples import TaskDocs
+from evalsuite.results.samples import TaskDocs
 from evalsuite.score import aggregate
-from evalsuite.store import JobRecord, Store
+from evalsuite.results.store import JobRecord, Store
 from evalsuite.suite import load_suite
 from evalsuite.sweep import subsets
 from evalsuite.sweep.record import SweepRecord

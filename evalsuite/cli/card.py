@@ -33,7 +33,7 @@ def card(
     from evalsuite.published.card import MATH_PARSERS, load_card, render
     from evalsuite.config import load_experiment
     from evalsuite.errors import UserError
-    from evalsuite.store import atomic_write_text
+    from evalsuite.fsio import atomic_write_text
 
     from evalsuite.names import check_name
 

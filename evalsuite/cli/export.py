@@ -29,7 +29,7 @@ def export(
     """
     from evalsuite import export as ex
     from evalsuite.config import load_experiment
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
     from evalsuite.published.sides import find_model, stored_runs
 
     ex.check_hub_id(hub_id)

@@ -28,7 +28,7 @@ def import_(
     """
     from evalsuite.report.scores import note_lines, score_grid, to_json
     from evalsuite.published.importer import agreement_rows, import_details
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
     from evalsuite.study import load_study
 
     from evalsuite.cli.options import results_root

@@ -107,7 +107,7 @@ def usage_line(exc) -> str:
 def disk_full_message(exc: BaseException) -> Optional[str]:
     """One line for an error that means the disk is full, naming what was being written; None
     for any other error. Writes are atomic, so what was there before is intact."""
-    from evalsuite.store import disk_full
+    from evalsuite.fsio import disk_full
 
     if isinstance(exc, OSError) and disk_full(exc):
         what = " (disk quota exceeded)" if exc.errno == errno.EDQUOT else ""

@@ -53,7 +53,7 @@ def regress(
     from rich.console import Console
 
     from evalsuite.history.regress import junit_xml, regress as run_gate, render_table
-    from evalsuite.store import atomic_write_text
+    from evalsuite.fsio import atomic_write_text
 
     check_regress_options(tolerance, junit)  # before anything is read or written
     exp = experiment_for(results, config)

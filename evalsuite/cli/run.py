@@ -159,7 +159,8 @@ def raw_grid(study):
         vals = []
         for b in benches:
             job = per.get(b.id)
-            val = job.results["results"].get(b.group, {}).get(b.metrics[0]) if job is not None else None
+            found = (job.parsed.groups.get(b.group) or job.parsed.metrics.get(b.group) or {}) if job is not None else {}
+            val = found.get(b.metrics[0])
             vals.append(val if isinstance(val, (int, float)) else None)
         grid.add(model, ["—" if v is None else f"{v:.4f}" for v in vals], {"model": model, **dict(zip(heads, vals))})
     return grid

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from evalsuite.errors import UserError
+from evalsuite.results.store import read_job_record
 
 
 class Format(str, Enum):
@@ -54,8 +55,6 @@ def run_model_name(scores):
     """A row from evalsuite's own job folders is named as the run named its model (`job.json`'s
     model: `tiny-parent_a`), not by lm-eval's model_name (the model's folder path); any other
     results file keeps lm-eval's name."""
-    import json
-
     names = set()
     for src in scores.sources:
         found = None
@@ -63,8 +62,8 @@ def run_model_name(scores):
             job = folder / "job.json"
             if job.is_file():
                 try:
-                    found = json.loads(job.read_text(encoding="utf-8")).get("model")
-                except (OSError, ValueError):
+                    found = read_job_record(folder).model
+                except (OSError, ValueError, UserError):
                     found = None
                 break
         names.add(found)

@@ -57,7 +57,7 @@ def verify(
     from evalsuite.published.checks import parse_tolerance
     from evalsuite.published.sides import check_source, find_model, reference_side, side_from_runs, stored_runs
     from evalsuite.published.verify import verify_sides
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
     from evalsuite.suite import load_suite
 
     tol = parse_tolerance(tolerance)
@@ -102,7 +102,7 @@ def _limited_run(exp, config: Path, model: str, limit: int, quiet: bool):
     from evalsuite.published import importer
     from evalsuite.published.sides import limit_overrides
     from evalsuite.run.runner import merged_dir, run_experiment
-    from evalsuite.store import Store
+    from evalsuite.results.store import Store
 
     store = Store(Path(exp.output.results))
     merged = merged_dir(store, exp) if exp.candidate.recipe is not None else None

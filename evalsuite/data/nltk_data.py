@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from evalsuite.hub import env_true
-from evalsuite.store import normal_modes, swap_folder, temp_prefix
+from evalsuite.fsio import normal_modes, swap_folder, temp_prefix
 
 PUNKT_SUBDIR = Path("tokenizers") / "punkt_tab" / "english"
 MARKER = "EVALSUITE_SOURCE.json"

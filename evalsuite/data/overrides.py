@@ -26,7 +26,7 @@ from evalsuite.data.tasks import (
     task_data,
 )
 from evalsuite.errors import UserError
-from evalsuite.store import write_folder
+from evalsuite.fsio import write_folder
 from evalsuite.suite import load_suite
 
 

@@ -25,9 +25,14 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field
 
+from evalsuite.compare import compare_models
 from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
 from evalsuite.history.runs import JobEntry, RunInfo, get_run, latest_run, machines, resolve_run
+from evalsuite.results.samples import read_benchmark_samples
+from evalsuite.results.store import Store
+from evalsuite.stats import holm, verdict
+from evalsuite.suite import load_suite
 
 DEFAULT_TOLERANCE = 1.0
 
@@ -161,8 +166,6 @@ def comparability(base: RunInfo, cur: RunInfo) -> tuple[list[tuple[str, str, str
 def _samples(results_root: Path, job: JobEntry) -> Optional[tuple[list[Path], dict[Path, str]]]:
     """The job's per-sample logs and their recorded sha256 (checked while they are read, in the
     same pass), or None when its folder or record is gone or unreadable."""
-    from evalsuite.store import Store
-
     store = Store(results_root)
     if not job.samples_files:
         return None
@@ -220,11 +223,6 @@ def regress(
 
 def _compare_cells(results_root: Path, base: RunInfo, cur: RunInfo, cells: list[tuple[str, str, str]], tolerance: float,
                    stats: StatsSettings, notes: list[str]) -> list[BenchmarkResult]:
-    from evalsuite.compare import compare_models
-    from evalsuite.samples import read_benchmark_samples
-    from evalsuite.stats import holm, verdict
-    from evalsuite.suite import load_suite
-
     alpha = stats.alpha
 
     suite = load_suite()

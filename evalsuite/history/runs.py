@@ -28,7 +28,7 @@ from evalsuite.history.db import connect, db_path, new_run_id, transaction
 from evalsuite.names import check_name
 from evalsuite.schema import ExperimentRecord
 from evalsuite.schema import ModelScores
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 from evalsuite.study import Study, load_study
 
 # ---------------------------------------------------------------------------------------------

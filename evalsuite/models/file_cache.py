@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from evalsuite import store  # store.file_sha256 looked up per call (tests count the reads through it)
+from evalsuite import fsio  # fsio.file_sha256 looked up per call (tests count the reads through it)
 
 
 def cache_dir() -> Path:
@@ -32,7 +32,7 @@ def read_cache(name: str) -> dict:
 def write_cache(name: str, cache: dict) -> None:
     path = cache_dir() / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    store.atomic_write_text(path, json.dumps(cache, indent=0, sort_keys=True))
+    fsio.atomic_write_text(path, json.dumps(cache, indent=0, sort_keys=True))
 
 
 def cached_sha256(paths: list[Path], name: str = "merged_hashes.json") -> dict[Path, str]:
@@ -45,7 +45,7 @@ def cached_sha256(paths: list[Path], name: str = "merged_hashes.json") -> dict[P
         key = f"{file_key(p)}:{p.stat().st_ctime_ns}"
         digest = cache.get(key)
         if digest is None:
-            digest = cache[key] = store.file_sha256(p)
+            digest = cache[key] = fsio.file_sha256(p)
             dirty = True
         out[p] = digest
     if dirty:

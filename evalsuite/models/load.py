@@ -21,7 +21,7 @@ from evalsuite.fixtures.tiny import build_demo_models
 from evalsuite.hub import env_offline, model_snapshot  # noqa: F401  (env_offline: the runner takes it from here)
 from evalsuite.models.check import check_model_folder
 from evalsuite.models.file_cache import file_key, read_cache, write_cache
-from evalsuite.store import file_sha256
+from evalsuite.fsio import file_sha256
 from evalsuite.schema import ModelRef
 
 IGNORED_FILES = {"README.md", ".gitattributes", "merge_plan.json", "evalsuite_merge.json", "fixture.json"}

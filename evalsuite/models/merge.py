@@ -27,7 +27,7 @@ from evalsuite.models.file_cache import cached_sha256
 from evalsuite.models.load import folder_identity
 from evalsuite.models.merge_plan import MergePlan, build_plan, mergekit_dtype_notice_dropped, release_loaders
 from evalsuite.models.merge_recipe import Recipe, check_parents, load_recipe, resolve_parents
-from evalsuite.store import disk_full, file_sha256, normal_modes, swap_folder, sweep_stale, temp_prefix
+from evalsuite.fsio import disk_full, file_sha256, normal_modes, swap_folder, sweep_stale, temp_prefix
 
 MARKER = "evalsuite_merge.json"
 PLAN_FILE = "merge_plan.json"

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID, MODEL_FILES, env_offline, snapshot
 from evalsuite.models.model_files import INDEX_FILE, SINGLE_FILE, folder_headers, tokenizer_vocab
-from evalsuite.store import file_sha256
+from evalsuite.fsio import file_sha256
 from evalsuite.textio import read_text
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")

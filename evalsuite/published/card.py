@@ -58,7 +58,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from evalsuite.errors import UserError
 from evalsuite.schema import ModelScores, Score
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 from evalsuite.study import load_study
 from evalsuite.suite import Suite, load_suite
 
@@ -193,22 +193,18 @@ def load_card(results_dir: Path, experiment: str, model: str, *, math_parser: st
     runs = study.runs[model]
     card = card_from_scores(study.scores.get(model), model=model, experiment=rec.experiment,
                             harness=_harness([r.record for r in runs.values()]), math_parser=math_parser, hub=hub)
-    card.shots = _shots([r.results for r in runs.values()], suite)
+    card.shots = _shots([r.parsed.n_shot for r in runs.values()], suite)
     return card
 
 
-def _shots(results: list[dict], suite: Suite) -> dict[str, list[int]]:
+def _shots(n_shots: list[dict[str, int]], suite: Suite) -> dict[str, list[int]]:
     """Few-shot counts the results files record (lm-eval's `n-shot`), per benchmark."""
     found: dict[str, set[int]] = {}
-    for data in results:
-        n_shot = data.get("n-shot") if isinstance(data, dict) else None
-        if not isinstance(n_shot, dict):
-            continue
+    for n_shot in n_shots:
         for bench in suite.benchmarks:
             for task in bench.leaf_tasks:
-                n = n_shot.get(task)
-                if isinstance(n, int) and not isinstance(n, bool):
-                    found.setdefault(bench.id, set()).add(n)
+                if task in n_shot:
+                    found.setdefault(bench.id, set()).add(n_shot[task])
     return {b: sorted(v) for b, v in found.items()}
 
 

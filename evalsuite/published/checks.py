@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field, computed_field
 from evalsuite.config import StatsSettings
 from evalsuite.errors import UserError
 from evalsuite.published.sides import Side
-from evalsuite.samples import TaskDocs, metrics_needed, prompt_of, read_records, record_args
+from evalsuite.results.samples import TaskDocs, metrics_needed, prompt_of, read_records, record_args
 from evalsuite.stats import bootstrap_score, interval, seeded_rng
 from evalsuite.suite import Benchmark
 

@@ -31,7 +31,6 @@ downloaded, and the metric code is lm-eval's, unmodified.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -48,7 +47,7 @@ from evalsuite.published.rescore import (MATH_OLD_NOTE, TaskAgreement, benchmark
                                          nltk_for_ifeval, recorded_math_verify, rescore_task)
 from evalsuite.published.source import Selection, fetch_hub, files_identity, parse_hub_id, select_run, validate
 from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef
-from evalsuite.store import Store
+from evalsuite.results.store import Store, job_id_of
 from evalsuite.suite import Benchmark, Suite, load_suite
 
 
@@ -80,18 +79,13 @@ def job_identity(model_identity: str, bench: Benchmark, run: str) -> dict:
     }
 
 
-def job_id_for(name: str, bench: Benchmark, identity: dict) -> str:
-    blob = json.dumps(identity, sort_keys=True).encode()
-    return f"{name}--{bench.id}--{hashlib.sha256(blob).hexdigest()[:16]}"
-
-
 def _check_experiment_slot(store: Store, name: str) -> None:
     path = store.experiment_file(name)
     if not path.exists():
         return
     try:
-        rec = ExperimentRecord.model_validate_json(path.read_text())
-    except (OSError, ValueError):
+        rec = store.read_experiment(name)
+    except UserError:
         raise UserError(f"{path}: an experiment record that cannot be read is in the way; choose another --name") from None
     if not (len(rec.models) == 1 and rec.models[0].published is True):
         raise UserError(f"{path}: experiment {name!r} is an evalsuite run, not an import; choose another --name")
@@ -156,7 +150,7 @@ def import_details(source: str, name: str, store: Store, run: Optional[str] = No
     store.experiment_file(name)  # refuses a name that is not one plain file name
 
     identities = {b.id: job_identity(model_identity, b, sel.run) for b in sel.benchmarks}
-    ids = {b.id: job_id_for(name, b, identities[b.id]) for b in sel.benchmarks}
+    ids = {b.id: job_id_of(name, b.id, identities[b.id]) for b in sel.benchmarks}
     for jid in ids.values():
         store.job_dir(jid)
     done = {b: rec for b, jid in ids.items() if (rec := store.finished_job(jid)) is not None}

@@ -27,7 +27,7 @@ from evalsuite.errors import UserError
 from evalsuite.lm_eval_api import aggregate, build_group
 from evalsuite.published.source import Selection, records
 from evalsuite.lm_eval_api import PER_TASK_KEYS
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 from evalsuite.suite import Benchmark
 
 MATH_OLD_NOTE = "exact_match (original parser, task version <= 2) compared with recomputed exact_match_original"

@@ -20,11 +20,11 @@ from typing import Any, Optional
 from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID
 from evalsuite.published.importer import import_details
-from evalsuite.samples import SAMPLES_NAME, TaskDocs, metrics_needed, read_samples
-from evalsuite.results.files import merge_as, results_of
+from evalsuite.results.files import merge_as, read_results_json
+from evalsuite.results.samples import SAMPLES_NAME, TaskDocs, metrics_needed, read_samples
+from evalsuite.results.store import Store, job_record
 from evalsuite.score import score_model
-from evalsuite.store import Store
-from evalsuite.study import Study, StudyJob, job_record, load_study, read_results_json
+from evalsuite.study import Study, StudyJob, load_study
 from evalsuite.suite import Suite
 
 DETAILS_ORG = "open-llm-leaderboard"
@@ -109,12 +109,12 @@ def side_from_runs(runs: Mapping[str, Any], label: str, suite: Suite, where: str
     side = Side(label=label, where=where)
     for bench_id, run in runs.items():
         side.docs[bench_id] = run.samples(suite)
-        side.configs.update(_configs(run.results))
+        side.configs.update(run.parsed.configs)
         side.dtype = side.dtype or results_dtype(run.results)
         side.environment = side.environment or environment_of(run.record, run.results)
     if runs and stderr:
         if scores is None:
-            scores = score_model(merge_as([results_of(r.results, r.folder / r.record.results_file) for r in runs.values()], label), suite)
+            scores = score_model(merge_as([r.parsed for r in runs.values()], label), suite)
         side.stderr = {s.benchmark: s.stderr for s in scores.scores.values() if s.id == s.benchmark}
     return side
 
@@ -215,12 +215,7 @@ def _side_from_job_folders(job_files: Sequence[Path], label: str, suite: Suite, 
         jobs[rec.benchmark] = rec
     if not jobs:
         raise UserError(f"--against {folder}: no job of the {', '.join(benchmarks)} benchmarks")
-
-    class _Jobs(Store):  # job folders named by their id, wherever they are
-        def job_dir(self, job_id: str) -> Path:
-            return self.root / job_id
-
-    return side_from_jobs(_Jobs(roots.pop()), jobs, label, suite, where=str(folder), stderr=False)
+    return side_from_jobs(Store(roots.pop(), jobs_here=True), jobs, label, suite, where=str(folder), stderr=False)
 
 
 # ---------------------------------------------------------------------------------------------

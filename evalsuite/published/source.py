@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from evalsuite.errors import UserError
+from evalsuite.fsio import file_sha256
 from evalsuite.hub import HUB_ID_AT, env_offline, offline_snapshot, snapshot
 from evalsuite.lm_eval_api import PER_TASK_KEYS, RESULTS_NAME, SAMPLES_NAME
-from evalsuite.store import file_sha256
+from evalsuite.results.files import read_results_file
 from evalsuite.suite import Benchmark, Suite
 from evalsuite.textio import NotUtf8, loads, read_json
 
@@ -79,8 +80,6 @@ def select_run(folder: Path, run: Optional[str], suite: Suite) -> Selection:
         if m["task"] in samples:
             raise UserError(f"{p}: a second samples file of task {m['task']} in run {run} (also {samples[m['task']]})")
         samples[m["task"]] = p
-
-    from evalsuite.results.files import read_results_file
 
     leaves = {t: b for b in suite.benchmarks for t in b.leaf_tasks}
     groups = {b.group for b in suite.benchmarks} | LM_EVAL_GROUPS

@@ -27,7 +27,7 @@ from evalsuite.report import plots
 from evalsuite.report.published import match_published, read_published
 from evalsuite.report.samples import disagreements
 from evalsuite.report.scores import table_columns
-from evalsuite.store import atomic_write_text, sweep_stale
+from evalsuite.fsio import atomic_write_text, sweep_stale
 from evalsuite.study import Study, compare_study, read_study
 from evalsuite.suite import Suite, load_suite
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 from pydantic import BaseModel
 
-from evalsuite.samples import pair_docs, prompt_of, read_records, record_args
+from evalsuite.results.samples import pair_docs, prompt_of, read_records, record_args
 from evalsuite.suite import Suite
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ from evalsuite.report import plots
 from evalsuite.report.build import static_text, template_env
 from evalsuite.report.tables import Grid
 from evalsuite.score import score_paths
-from evalsuite.store import Store, atomic_write_text
+from evalsuite.fsio import atomic_write_text
+from evalsuite.results.store import Store
 from evalsuite.suite import load_suite
 from evalsuite.sweep.config import Sweep
 from evalsuite.sweep.record import SweepRecord

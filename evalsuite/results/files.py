@@ -7,6 +7,7 @@ for scores). Files of one model merge into one record."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable
@@ -16,7 +17,7 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, Field
 
 from evalsuite.errors import UserError
-from evalsuite.textio import NotUtf8, read_json
+from evalsuite.textio import NotUtf8, loads, read_json
 
 PathLike = Union[str, Path]
 
@@ -44,6 +45,16 @@ class ModelResults(BaseModel):
     than all (n-samples effective < original without a limit: a sweep's subset round)"""
     limits: dict[str, Optional[float]] = Field(default_factory=dict)
     """source file -> its `config.limit` (lm-eval's --limit; None: every document was scored)"""
+    n_shot: dict[str, int] = Field(default_factory=dict)
+    """task -> few-shot examples per prompt (lm-eval's `n-shot[task]`)"""
+    n_original: dict[str, int] = Field(default_factory=dict)
+    """task -> documents in the task (lm-eval's `n-samples[task].original`)"""
+    configs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """task -> the task config the file records (lm-eval's `configs[task]`)"""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _num(v: Any) -> Optional[float]:
@@ -129,6 +140,7 @@ def results_of(data: Any, path: PathLike) -> ModelResults:
     n_samples = data.get("n-samples") if isinstance(data.get("n-samples"), dict) else {}
     configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
     versions = data.get("versions") if isinstance(data.get("versions"), dict) else {}
+    n_shot = data.get("n-shot") if isinstance(data.get("n-shot"), dict) else {}
     out = ModelResults(model=_model_key(data, path), sources=[str(path)], limits={str(path): _limit(data, path)})
     for task, entry in results.items():
         if not isinstance(entry, dict):
@@ -145,7 +157,13 @@ def results_of(data: Any, path: PathLike) -> ModelResults:
             original = ns.get("original")
             if isinstance(original, int) and ns["effective"] < original and out.limits[str(path)] is None:
                 out.subsets[task] = (ns["effective"], original)
+        if isinstance(ns, dict) and _is_int(ns.get("original")):
+            out.n_original[task] = ns["original"]
+        if _is_int(n_shot.get(task)):
+            out.n_shot[task] = n_shot[task]
         cfg = configs.get(task)
+        if isinstance(cfg, dict):
+            out.configs[task] = cfg
         if isinstance(cfg, dict) and isinstance(cfg.get("doc_to_choice"), list):
             out.choices[task] = len(cfg["doc_to_choice"])
         meta = cfg.get("metadata") if isinstance(cfg, dict) else None
@@ -192,7 +210,7 @@ def _merge(into: ModelResults, other: ModelResults) -> None:
             continue
         into.metrics[task] = values
         into.task_source[task] = other.task_source[task]
-        for field in ("n_samples", "subsets", "choices", "task_versions", "process_results"):
+        for field in ("n_samples", "subsets", "choices", "task_versions", "process_results", "n_shot", "n_original", "configs"):
             theirs = getattr(other, field)
             if task in theirs:
                 getattr(into, field)[task] = theirs[task]
@@ -235,3 +253,19 @@ def merge_as(results: Iterable[ModelResults], model: str) -> ModelResults:
     if found is None:
         raise UserError(f"no results files of {model}")
     return found
+
+
+def read_results_json(path: Path, sha256: Optional[str]) -> dict:
+    """A results file, hashed (when `sha256` is given) and parsed from the same bytes."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read results file ({exc.strerror})") from exc
+    if sha256 and hashlib.sha256(raw).hexdigest() != sha256:
+        raise UserError(f"{path}: changed since the run recorded it (sha256 differs); rerun `evalsuite run`")
+    try:
+        return loads(raw, path)
+    except NotUtf8:
+        raise
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from exc

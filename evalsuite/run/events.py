@@ -16,7 +16,7 @@ from rich.progress import Progress
 
 from evalsuite.run.jobs import Job, Process
 from evalsuite.schema import JobRecord, ModelRef
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 from evalsuite.study import Study
 
 

@@ -31,6 +31,7 @@ from evalsuite.data import gpqa_order
 from evalsuite.hub import env_offline
 from evalsuite.lm_eval_api import lm_eval_version, package_version, task_files_hash
 from evalsuite.schema import Harness, ModelRef, StartMode, TaskIndex
+from evalsuite.results.store import job_id_of
 from evalsuite.suite import load_suite
 
 SEEDS = "0,1234,1234,1234"  # lm-eval's defaults (random, numpy, torch, fewshot), made explicit
@@ -111,8 +112,7 @@ class Job(BaseModel):
 
     @property
     def job_id(self) -> str:
-        blob = json.dumps(self.identity, sort_keys=True).encode()
-        return f"{self.model.name}--{self.benchmark}--{hashlib.sha256(blob).hexdigest()[:16]}"
+        return job_id_of(self.model.name, self.benchmark, self.identity)
 
     # -- the command -------------------------------------------------------------------------
     def model_args(self) -> str:

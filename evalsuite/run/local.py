@@ -29,9 +29,10 @@ from evalsuite.run.jobs import CLI_MODULE, Job, JobSettings, Process, machine_in
 from evalsuite.run.lm_eval_main import FULL_INDEX_ENV
 from evalsuite.run.warm import CHILD_LOG_ENV, RUN_PID_ENV, die_with_parent, modeling_module
 from evalsuite.run.warm_pool import POOL
-from evalsuite.samples import task_of_samples_file
+from evalsuite.results.samples import task_of_samples_file
 from evalsuite.schema import JobRecord, StartMode
-from evalsuite.store import Store, disk_full
+from evalsuite.fsio import disk_full
+from evalsuite.results.store import Store
 from evalsuite.suite import load_suite
 
 

@@ -18,7 +18,7 @@ from evalsuite.errors import UserError
 from evalsuite.paths import inside
 from evalsuite.run.jobs import Process
 from evalsuite.run.local import Events, Execution, JobFailed, commit, execute, report
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 
 
 def _run_remote(process_json: str, cache_prefix: Optional[str]) -> dict:

@@ -32,7 +32,8 @@ from evalsuite.run.events import ProgressEvents, RunOutcome
 from evalsuite.run.jobs import Job, JobSettings, Process
 from evalsuite.run.local import LocalExecutor, prewarm
 from evalsuite.schema import ExperimentRecord, ModelRef
-from evalsuite.store import Store, sweep_stale
+from evalsuite.fsio import sweep_stale
+from evalsuite.results.store import Store
 from evalsuite.study import load_study
 from evalsuite.suite import load_suite
 

@@ -16,7 +16,7 @@ from typing import Optional
 from pydantic import BaseModel
 
 from evalsuite.plan import KINDS, Plan, Throughput, make_plan, requests_per_document
-from evalsuite.store import Store
+from evalsuite.results.store import Store
 from evalsuite.sweep import record as records
 from evalsuite.sweep import subsets
 from evalsuite.sweep.config import Strategy, Sweep

@@ -10,7 +10,9 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, Field
 
 from evalsuite.errors import UserError
-from evalsuite.store import Store, atomic_write_text
+from evalsuite.fsio import atomic_write_text
+from evalsuite.paths import inside
+from evalsuite.results.store import Store
 from evalsuite.sweep.select import Decision
 
 SCHEMA_VERSION = 1
@@ -95,8 +97,6 @@ class SweepRecord(BaseModel):
 
 
 def sweep_dir(store: Store, name: str) -> Path:
-    from evalsuite.paths import inside
-
     return inside(inside(store.root, "sweeps"), name)
 
 

@@ -23,7 +23,7 @@ from typing import Optional
 
 from rich.console import Console
 
-from evalsuite.samples import TaskDocs, read_benchmark_samples
+from evalsuite.results.samples import TaskDocs, read_benchmark_samples
 from evalsuite.stats import seeded_rng, bootstrap_score, interval
 from evalsuite.config import Experiment, ModelSpec
 from evalsuite.errors import UserError
@@ -32,7 +32,8 @@ from evalsuite.paths import inside
 from evalsuite.published import importer
 from evalsuite.run.events import RunOutcome
 from evalsuite.run.runner import run_experiment
-from evalsuite.store import JobRecord, Store, atomic_write_text
+from evalsuite.fsio import atomic_write_text
+from evalsuite.results.store import JobRecord, Store
 from evalsuite.suite import Benchmark, load_suite
 from evalsuite.sweep import record as records
 from evalsuite.sweep import select, subsets
@@ -68,8 +69,8 @@ def n_docs_of(outcome: RunOutcome, benchmarks: list[str]) -> dict[str, dict[str,
     out: dict[str, dict[str, int]] = {}
     for model, per in outcome.study.runs.items():
         for bench in benchmarks:
-            data = per[bench].results
-            counts = {t: int(data["n-samples"][t]["original"]) for t in suite.get(bench).leaf_tasks}
+            original = per[bench].parsed.n_original
+            counts = {t: original[t] for t in suite.get(bench).leaf_tasks}
             if bench in out and out[bench] != counts:
                 raise UserError(f"{bench}: the parents were evaluated on different documents ({model}: {counts} vs {out[bench]})")
             out[bench] = counts

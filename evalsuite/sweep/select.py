@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 from pydantic import BaseModel
 
-from evalsuite.samples import TaskDocs, pair_docs
+from evalsuite.results.samples import TaskDocs, pair_docs
 from evalsuite.stats import keys_for, aggregate_draws, holm
 from evalsuite.score import aggregate
 from evalsuite.suite import Benchmark
