@@ -23,7 +23,13 @@ from typing import Optional
 from pydantic import BaseModel, Field
 
 from evalsuite.config import Experiment
+from evalsuite.data.overrides import write_task_overrides
+from evalsuite.models.load import fixtures_root
+from evalsuite.results.store import Store
 from evalsuite.run.events import clock_seconds
+from evalsuite.run.lm_eval_main import install_leaderboard_index
+from evalsuite.run.runner import check_data, merged_dir
+from evalsuite.suite import load_suite
 
 KINDS = ("loglikelihood", "generation")
 
@@ -89,11 +95,6 @@ def requests_per_document(exp: Experiment, limit: Optional[float]) -> dict[str, 
     lm-eval's own task code builds for that document, on the experiment's task files and data, the
     first `limit` documents (None: every one; a document's index is its place in the task's
     evaluation split, the index lm-eval's `--samples` takes)."""
-    from evalsuite.data.overrides import write_task_overrides
-    from evalsuite.run.lm_eval_main import install_leaderboard_index
-    from evalsuite.run.runner import check_data
-    from evalsuite.suite import load_suite
-
     data_ids = check_data(exp)  # a broken mirror or unresolvable hub data: one error line
     mirror = Path(exp.data.mirror) if exp.use_mirror else None
     revisions = None if mirror else {b: d.rsplit("@", 1)[1] for b, d in data_ids.items()}
@@ -231,9 +232,6 @@ def _folder_bytes(path: Path) -> Optional[int]:
 
 
 def make_plan(exp: Experiment, ll_per_s: Optional[float] = None, gen_per_s: Optional[float] = None) -> Plan:
-    from evalsuite.results.store import Store
-    from evalsuite.suite import load_suite
-
     suite = load_suite()
     store = Store(Path(exp.output.results))
     counts = count_requests(exp)
@@ -276,8 +274,6 @@ def make_plan(exp: Experiment, ll_per_s: Optional[float] = None, gen_per_s: Opti
     disk: dict[str, Optional[int]] = {}
     notes: list[str] = []
     if exp.candidate.recipe is not None:
-        from evalsuite.run.runner import merged_dir
-
         built = merged_dir(store, exp)
         if built.is_dir() and any(built.glob("*.safetensors")):
             disk["merge"] = 0
@@ -286,14 +282,12 @@ def make_plan(exp: Experiment, ll_per_s: Optional[float] = None, gen_per_s: Opti
             sizes = [_folder_bytes(Path(p.path)) for p in exp.parents if p.path]
             fixtures = [p for p in exp.parents if p.fixture]
             if fixtures:
-                from evalsuite.models.load import fixtures_root
-
                 sizes += [_folder_bytes(fixtures_root(exp) / p.fixture) for p in fixtures if (fixtures_root(exp) / p.fixture).is_dir()]
             known = [s for s in sizes if s]
             disk["merge"] = max(known) if known else None
             notes.append("merge: about one parent's weights (the largest local parent's safetensors)" if known else
                          "merge: unknown (no parent's weights on this disk yet)")
-    per_doc = _output_bytes_per_document(store.root)
+    per_doc = store.samples_bytes_per_record()
     docs = sum(counts[b]["documents"] for mp in to_run_models for b in exp.benchmarks)
     disk["outputs"] = int(per_doc * docs) if per_doc is not None else None
     notes.append("outputs: lm-eval's samples files, at the bytes per document of the jobs stored here" if per_doc is not None
@@ -305,19 +299,3 @@ def make_plan(exp: Experiment, ll_per_s: Optional[float] = None, gen_per_s: Opti
         models=model_plans, jobs=len(model_plans) * len(exp.benchmarks), jobs_to_run=sum(len(mp.to_run) for mp in model_plans),
         processes=processes, requests=requests, disk=disk, disk_notes=notes, throughput=tp, seconds=seconds, workers=workers,
     )
-
-
-def _output_bytes_per_document(results: Path) -> Optional[float]:
-    total, reqs = 0, 0
-    for job in sorted((results / "jobs").glob("*/job.json"))[:50]:
-        folder = job.parent
-        if folder.name.startswith("."):
-            continue
-        for f in folder.rglob("samples_*.jsonl"):
-            try:
-                total += f.stat().st_size
-                with f.open("rb") as fh:
-                    reqs += sum(1 for _ in fh)
-            except OSError:
-                continue
-    return total / reqs if reqs else None

@@ -3,6 +3,11 @@
 Every command raises `UserError` for input a user can fix; `main()` turns it into one line on
 stderr and exit code 2. A full disk (ENOSPC, EDQUOT, SQLite's "database or disk is full") is fixable
 too and gets the same treatment. Anything else is a bug and keeps its traceback.
+
+The command modules import the stages they drive inside the command function, not at the top:
+`--help` imports every command module (`_register`), and with the stages at the top it would
+import them all. Measured (2-core machine, 2026-12-06, three runs each): `evalsuite --help`
+0.58-0.61 s as it is; importing the stages the commands use 1.58-1.74 s.
 """
 
 from __future__ import annotations

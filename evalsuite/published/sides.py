@@ -10,7 +10,6 @@ The local side is the study of the model's jobs in the experiment's last run (`s
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any, Optional
 from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID
 from evalsuite.published.importer import import_details
-from evalsuite.results.files import merge_as, read_results_json
+from evalsuite.results.files import merge_as, read_raw_results, read_results_json
 from evalsuite.results.samples import SAMPLES_NAME, TaskDocs, metrics_needed, read_samples
 from evalsuite.results.store import Store, job_record
 from evalsuite.score import score_model
@@ -150,13 +149,12 @@ def side_from_folder(folder: Path, label: str, suite: Suite, benchmarks: Sequenc
             newest[task] = (date, p)
     side = Side(label=label, where=str(where))
     for results_file in sorted(where.glob("results_*.json")):  # oldest first: the newest config wins
-        try:
-            data = json.loads(results_file.read_text(encoding="utf-8"))
-            side.configs.update(_configs(data))
-            side.dtype = results_dtype(data) or side.dtype
-            side.environment = environment_of(None, data) or side.environment
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise UserError(f"{results_file}: cannot read results JSON ({str(exc).splitlines()[0]})") from exc
+        data = read_raw_results(results_file)
+        if not isinstance(data, dict):
+            raise UserError(f"{results_file}: cannot read results JSON (not a JSON object)")
+        side.configs.update(_configs(data))
+        side.dtype = results_dtype(data) or side.dtype
+        side.environment = environment_of(None, data) or side.environment
     for bench_id in benchmarks:
         bench = suite.get(bench_id)
         have = [t for t in bench.leaf_tasks if t in newest]

@@ -121,13 +121,17 @@ def read_results_file(path: PathLike) -> ModelResults:
     Reads the layouts of lm-eval 0.4.5 ... 0.4.13 and of the Hugging Face fork (see
     tests/fixtures_score/lm_eval_versions/README.md)."""
     path = Path(path)
+    return results_of(read_raw_results(path), path)
+
+
+def read_raw_results(path: PathLike) -> Any:
+    """A results file's JSON as it is (no check of its layout); one line for an unreadable file."""
     try:
-        data = read_json(path)
+        return read_json(path)
     except NotUtf8:
         raise
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot read results JSON: {exc}".splitlines()[0]) from exc
-    return results_of(data, path)
 
 
 def results_of(data: Any, path: PathLike) -> ModelResults:

@@ -159,6 +159,23 @@ class Store:
     def results_path(self, rec: JobRecord) -> Path:
         return self.job_dir(rec.job_id) / rec.results_file
 
+    def samples_bytes_per_record(self, jobs: int = 50) -> Optional[float]:
+        """Bytes per samples record over the first `jobs` stored jobs (what a new job's samples
+        files will take per document, for `evalsuite plan`), or None when none is stored."""
+        total, records = 0, 0
+        for job in sorted(self.jobs_dir.glob("*/job.json"))[:jobs]:
+            folder = job.parent
+            if folder.name.startswith("."):
+                continue
+            for f in folder.rglob("samples_*.jsonl"):
+                try:
+                    total += f.stat().st_size
+                    with f.open("rb") as fh:
+                        records += sum(1 for _ in fh)
+                except OSError:
+                    continue
+        return total / records if records else None
+
     # -- one writer at a time
     @contextmanager
     def lock(self):

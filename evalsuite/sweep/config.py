@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from evalsuite.config import Dtype, Experiment, ModelSpec, check_files, read_yaml_file, validate_file_data
 from evalsuite.config import resolve_paths as _resolve_paths
 from evalsuite.errors import UserError
+from evalsuite.models.merge_recipe import load_recipe
 from evalsuite.names import safe_name
 from evalsuite.textio import read_text
 
@@ -209,8 +210,6 @@ def check_recipe(recipe: dict, where: str) -> None:
     """The candidate's recipe through mergekit's own schema and evalsuite's recipe checks (method,
     base model, t in [0, 1]); reads no model."""
     import tempfile
-
-    from evalsuite.models.merge_recipe import load_recipe
 
     with tempfile.TemporaryDirectory(prefix="evalsuite-sweep-check-") as tmp:
         path = Path(tmp) / "recipe.yml"

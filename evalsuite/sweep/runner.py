@@ -23,17 +23,20 @@ from typing import Optional
 
 from rich.console import Console
 
-from evalsuite.results.samples import TaskDocs, read_benchmark_samples
-from evalsuite.stats import seeded_rng, bootstrap_score, interval
+from evalsuite.compare import compare_models
 from evalsuite.config import Experiment, ModelSpec
 from evalsuite.errors import UserError
 from evalsuite.faults import checkpoint
+from evalsuite.fsio import atomic_write_text
+from evalsuite.models.load import resolve_model
+from evalsuite.models.merge import merge_fingerprint
 from evalsuite.paths import inside
 from evalsuite.published import importer
-from evalsuite.run.events import RunOutcome
-from evalsuite.run.runner import run_experiment
-from evalsuite.fsio import atomic_write_text
+from evalsuite.results.samples import TaskDocs, read_benchmark_samples
 from evalsuite.results.store import JobRecord, Store
+from evalsuite.run.events import RunOutcome
+from evalsuite.run.runner import check_data, merge_inputs, merged_dir, plan_jobs, run_experiment
+from evalsuite.stats import bootstrap_score, interval, seeded_rng
 from evalsuite.suite import Benchmark, load_suite
 from evalsuite.sweep import record as records
 from evalsuite.sweep import select, subsets
@@ -198,10 +201,6 @@ class _Driver:
     def stored_unrecorded(self, exp: Experiment) -> Optional[tuple[dict[str, JobRecord], str]]:
         """The round's jobs if they are stored though the record lacks them (a lost record, another
         strategy's shared last round), found by the merge fingerprint without merging."""
-        from evalsuite.models.load import resolve_model
-        from evalsuite.models.merge import merge_fingerprint
-        from evalsuite.run.runner import check_data, merge_inputs, merged_dir, plan_jobs
-
         local, revisions = merge_inputs(exp)
         fingerprint = merge_fingerprint(Path(exp.candidate.recipe), local_models=local, revisions=revisions)
         ref = resolve_model(exp.candidate, exp, "candidate", merged=(merged_dir(self.store, exp), fingerprint))
@@ -342,8 +341,6 @@ def _rank(d: _Driver, rec: SweepRecord, jobs, dropped_in: dict[str, int]) -> Non
 def _verdicts(d: _Driver, rec: SweepRecord, jobs) -> None:
     """The winner against each parent and the runner-up: evalsuite.compare's paired bootstrap and
     McNemar (Holm per opponent) on the documents both answered."""
-    from evalsuite.compare import compare_models
-
     suite = load_suite()
     docs = {name: d.docs_of(jobs[name]) for name in [rec.winner, *([rec.runner_up] if rec.runner_up else [])]}
     for parent, per in d.parent_outcome.done.items():
