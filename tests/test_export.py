@@ -83,7 +83,7 @@ def test_upstream_layout_merges_the_jobs_results(demo_run, tmp_path):
     task. Simulated on copies of the demo's jobs with their shared-process fields removed (the
     per-job results files hold exactly their own tasks, as an upstream job's does)."""
     from evalsuite.published.importer import import_details
-    from evalsuite.export import export_run
+    from evalsuite.published.export import export_run
     from evalsuite.results.store import Store
     from evalsuite.published.sides import stored_runs
 

@@ -22,7 +22,7 @@ def _requests_in_samples(store: Store, rec) -> tuple[int, int]:
 
 def test_plan_counts_equal_what_lm_eval_ran(demo_run, capsys):
     from evalsuite.cli.main import main
-    from evalsuite.plan import count_requests, make_plan
+    from evalsuite.run.plan import count_requests, make_plan
 
     exp, store = demo_run.exp, demo_run.store
     counts = count_requests(exp)
@@ -55,7 +55,7 @@ def test_two_mirrors_of_one_dataset_are_each_counted_from_their_own_files(tmp_pa
     from conftest import REPO, demo_config
 
     from evalsuite.config import load_experiment
-    from evalsuite.plan import requests_per_document
+    from evalsuite.run.plan import requests_per_document
     from evalsuite.sweep import load_sweep
 
     demo = load_experiment(demo_config(tmp_path / "demo"))

@@ -1,4 +1,4 @@
-"""`evalsuite export`: a model's stored run as a leaderboard details folder (evalsuite/export.py)."""
+"""`evalsuite export`: a model's stored run as a leaderboard details folder (evalsuite/published/export.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def export(
 
       hf upload --repo-type dataset ME/tiny-merge-details details/ .
     """
-    from evalsuite import export as ex
+    from evalsuite.published import export as ex
     from evalsuite.config import load_experiment
     from evalsuite.results.store import Store
     from evalsuite.published.sides import find_model, stored_runs

@@ -43,7 +43,7 @@ def plan(
     from evalsuite.cli.run import is_sweep_file
     from evalsuite.report.tables import out_console
     from evalsuite.config import load_experiment
-    from evalsuite.plan import make_plan
+    from evalsuite.run.plan import make_plan
 
     if is_sweep_file(config):
         from evalsuite.sweep import load_sweep

@@ -2,7 +2,7 @@
 
 A round's requests are known before anything runs: its documents are the seeded subset
 `subsets.round_samples` gives (the same indices the sweep hands lm-eval as `--samples`), and each
-document's requests are counted by lm-eval's own task code (`evalsuite.plan.requests_per_document`).
+document's requests are counted by lm-eval's own task code (`evalsuite.run.plan.requests_per_document`).
 The last round (and `strategy: full`) is an ordinary job on every document (the experiment's limit
 applies). How many candidates survive a subset round is decided by the paired tests, so the totals
 of a halving sweep are a range: at most every candidate in every round, at least every candidate
@@ -15,7 +15,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from evalsuite.plan import KINDS, Plan, Throughput, make_plan, requests_per_document
+from evalsuite.run.plan import KINDS, Plan, Throughput, make_plan, requests_per_document
 from evalsuite.results.store import Store
 from evalsuite.sweep import record as records
 from evalsuite.sweep import subsets
