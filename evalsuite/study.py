@@ -21,7 +21,7 @@ from typing import Optional
 
 from evalsuite.compare import Comparison, compare_models
 from evalsuite.errors import UserError
-from evalsuite.results.files import ModelResults, merge_as, read_results_json, results_of
+from evalsuite.results.files import ModelResults, ResultsMeta, merge_as, meta_of, read_results_json, results_of
 from evalsuite.results.samples import TaskDocs, read_benchmark_samples
 from evalsuite.results.store import Store, job_record
 from evalsuite.schema import ExperimentRecord, JobRecord, ModelRef, ModelScores
@@ -42,6 +42,11 @@ class StudyJob:
     def parsed(self) -> ModelResults:
         """The results file read into typed fields (metrics, n-shot, documents, task configs)."""
         return results_of(self.results, self.folder / self.record.results_file)
+
+    @cached_property
+    def meta(self) -> ResultsMeta:
+        """The results file's run-level fields (versions, config, dtype, task hashes)."""
+        return meta_of(self.results)
 
     def samples(self, suite: Suite) -> dict[str, TaskDocs]:
         """leaf task -> documents (sha256 checked while read unless `verified`)."""

@@ -133,14 +133,13 @@ def _collect(study: Study) -> tuple[list[ModelEntry], list[JobEntry], list[Score
     for model, per in root.jobs.items():
         for bench, job_id in per.items():
             job = study.runs[model][bench]
-            data = job.results
-            hashes = data.get("task_hashes") if isinstance(data.get("task_hashes"), dict) else {}
+            meta = job.meta
             results_file = job.folder / job.record.results_file
             base = study.store.root
             jobs.append(JobEntry(
                 model=model, benchmark=bench, job_id=job_id, identity=job.record.identity,
-                task_hashes={str(k): str(v) for k, v in hashes.items()},
-                lm_eval_version=data.get("lm_eval_version") if isinstance(data.get("lm_eval_version"), str) else None,
+                task_hashes={str(k): str(v) for k, v in meta.task_hashes.items()},
+                lm_eval_version=meta.lm_eval_version if isinstance(meta.lm_eval_version, str) else None,
                 results_file=results_file.relative_to(base).as_posix(),
                 samples_files=[(job.folder / f).relative_to(base).as_posix() for f in job.record.samples_files],
             ))

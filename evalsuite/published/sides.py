@@ -19,7 +19,7 @@ from typing import Any, Optional
 from evalsuite.errors import UserError
 from evalsuite.hub import HUB_ID
 from evalsuite.published.importer import import_details
-from evalsuite.results.files import merge_as, read_raw_results, read_results_json
+from evalsuite.results.files import ResultsMeta, merge_as, meta_of, read_raw_results, read_results_json
 from evalsuite.results.samples import SAMPLES_NAME, TaskDocs, metrics_needed, read_samples
 from evalsuite.results.store import Store, job_record
 from evalsuite.score import score_model
@@ -57,37 +57,18 @@ class Side:
     environment: dict = field(default_factory=dict)  # numeric environment + machine of its jobs (job.json), or the results file's versions
 
 
-def environment_of(record, results: dict) -> dict:
+def environment_of(record, meta: ResultsMeta) -> dict:
     """What a side's numbers were computed with, to show beside them: an evalsuite job's numeric
     environment and machine (job.json), else what lm-eval's results file says (transformers
     version); the dtype either way."""
     env = dict((record.identity or {}).get("numeric_env") or {}) if record is not None else {}
     machine = getattr(record, "machine", None) or {}
     env.update({k: v for k, v in machine.items() if v})
-    if not env.get("transformers") and isinstance(results, dict) and results.get("transformers_version"):
-        env["transformers"] = str(results["transformers_version"])
-    dtype = results_dtype(results) if isinstance(results, dict) else None
-    if dtype:
-        env["dtype"] = dtype
+    if not env.get("transformers") and meta.transformers_version:
+        env["transformers"] = str(meta.transformers_version)
+    if meta.dtype:
+        env["dtype"] = meta.dtype
     return env
-
-
-def results_dtype(results: dict) -> Optional[str]:
-    """`torch.bfloat16` / `dtype=bfloat16` of an lm-eval results file's config -> "bfloat16"."""
-    cfg = results.get("config") if isinstance(results, dict) else None
-    if not isinstance(cfg, dict):
-        return None
-    value = cfg.get("model_dtype")
-    if not value:
-        args = cfg.get("model_args")
-        if isinstance(args, dict):
-            value = args.get("dtype")
-        elif isinstance(args, str):
-            m = re.search(r"(?:^|,)dtype=([\w.]+)", args)
-            value = m.group(1) if m else None
-    if not value or str(value).lower() == "auto":
-        return None
-    return str(value).lower().removeprefix("torch.")
 
 
 def side_from_jobs(store, jobs: Mapping[str, Any], label: str, suite: Suite, where: str = "", stderr: bool = True) -> Side:
@@ -109,8 +90,8 @@ def side_from_runs(runs: Mapping[str, Any], label: str, suite: Suite, where: str
     for bench_id, run in runs.items():
         side.docs[bench_id] = run.samples(suite)
         side.configs.update(run.parsed.configs)
-        side.dtype = side.dtype or results_dtype(run.results)
-        side.environment = side.environment or environment_of(run.record, run.results)
+        side.dtype = side.dtype or run.meta.dtype
+        side.environment = side.environment or environment_of(run.record, run.meta)
     if runs and stderr:
         if scores is None:
             scores = score_model(merge_as([r.parsed for r in runs.values()], label), suite)
@@ -153,8 +134,9 @@ def side_from_folder(folder: Path, label: str, suite: Suite, benchmarks: Sequenc
         if not isinstance(data, dict):
             raise UserError(f"{results_file}: cannot read results JSON (not a JSON object)")
         side.configs.update(_configs(data))
-        side.dtype = results_dtype(data) or side.dtype
-        side.environment = environment_of(None, data) or side.environment
+        meta = meta_of(data)
+        side.dtype = meta.dtype or side.dtype
+        side.environment = environment_of(None, meta) or side.environment
     for bench_id in benchmarks:
         bench = suite.get(bench_id)
         have = [t for t in bench.leaf_tasks if t in newest]

@@ -183,19 +183,17 @@ def _provenance(study: Study) -> dict[str, Any]:
     for model in study.models:
         name = model.name
         for bench_id, run in study.runs.get(name, {}).items():
-            job, res = run.record, run.results
-            cfg = res.get("config") if isinstance(res.get("config"), dict) else {}
-            hashes = res.get("task_hashes") if isinstance(res.get("task_hashes"), dict) else {}
-            env = str(res.get("pretty_env_info") or "")
+            job, res = run.record, run.meta
+            cfg, hashes, env = res.config, res.task_hashes, res.pretty_env_info
             if env:
                 envs.setdefault(env, []).append(f"{name} · {bench_id}")
             jobs.append(dict(
                 model=name, benchmark=bench_id, job_id=job.job_id, duration=job.duration_s,
-                lm_eval_time=res.get("total_evaluation_time_seconds"),
-                lm_eval=res.get("lm_eval_version"), transformers=res.get("transformers_version"),
+                lm_eval_time=res.total_evaluation_time_seconds,
+                lm_eval=res.lm_eval_version, transformers=res.transformers_version,
                 batch_size=cfg.get("batch_size"), batch_sizes=job.batch_sizes or cfg.get("batch_sizes"), device=cfg.get("device"),
-                limit=_whole(cfg.get("limit")), process=job.process, fewshot_as_multiturn=res.get("fewshot_as_multiturn"),
-                chat_template_sha=res.get("chat_template_sha"), command=shlex.join(job.command),
+                limit=_whole(cfg.get("limit")), process=job.process, fewshot_as_multiturn=res.fewshot_as_multiturn,
+                chat_template_sha=res.chat_template_sha, command=shlex.join(job.command),
                 task_hashes=sorted(hashes.items()), identity=json.dumps(job.identity, sort_keys=True),
                 numeric_env=(job.identity or {}).get("numeric_env"), machine=getattr(job, "machine", None),
             ))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -51,6 +52,51 @@ class ModelResults(BaseModel):
     """task -> documents in the task (lm-eval's `n-samples[task].original`)"""
     configs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """task -> the task config the file records (lm-eval's `configs[task]`)"""
+
+
+class ResultsMeta(BaseModel):
+    """What one lm-eval results file says about its run as a whole (not per task), as it says it."""
+
+    lm_eval_version: Any = None
+    transformers_version: Any = None
+    task_hashes: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    """lm-eval's `config` (model, model_args, batch sizes, device, limit)"""
+    pretty_env_info: str = ""
+    total_evaluation_time_seconds: Any = None
+    fewshot_as_multiturn: Any = None
+    chat_template_sha: Any = None
+    dtype: Optional[str] = None
+    """`torch.bfloat16` / `dtype=bfloat16` of the config -> "bfloat16" (None: not given, or auto)"""
+
+
+def meta_of(data: Any) -> ResultsMeta:
+    """A parsed results JSON's run-level fields (`ResultsMeta`); anything of the wrong type is left out."""
+    if not isinstance(data, dict):
+        return ResultsMeta()
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    hashes = data.get("task_hashes") if isinstance(data.get("task_hashes"), dict) else {}
+    return ResultsMeta(
+        lm_eval_version=data.get("lm_eval_version"), transformers_version=data.get("transformers_version"),
+        task_hashes=hashes, config=config, pretty_env_info=str(data.get("pretty_env_info") or ""),
+        total_evaluation_time_seconds=data.get("total_evaluation_time_seconds"),
+        fewshot_as_multiturn=data.get("fewshot_as_multiturn"), chat_template_sha=data.get("chat_template_sha"),
+        dtype=_config_dtype(config),
+    )
+
+
+def _config_dtype(cfg: dict[str, Any]) -> Optional[str]:
+    value = cfg.get("model_dtype")
+    if not value:
+        args = cfg.get("model_args")
+        if isinstance(args, dict):
+            value = args.get("dtype")
+        elif isinstance(args, str):
+            m = re.search(r"(?:^|,)dtype=([\w.]+)", args)
+            value = m.group(1) if m else None
+    if not value or str(value).lower() == "auto":
+        return None
+    return str(value).lower().removeprefix("torch.")
 
 
 def _is_int(v: Any) -> bool:
