@@ -1,7 +1,9 @@
-"""Leaderboard scoring: raw lm-eval results JSON -> the Open LLM Leaderboard v2 numbers.
+"""Leaderboard scoring: a model's lm-eval results (`ModelResults`, read by `evalsuite.results.files`)
+-> the Open LLM Leaderboard v2 numbers (`Score`, `ModelScores` in `evalsuite.schema`).
 
 Generic over the suite file (`tasks/leaderboard_v2.yaml`): metric keys, baselines and the way
-subtasks combine all come from there. Pure apart from reading result files.
+subtasks combine all come from there. Pure; `score_paths` reads the files through
+`results.files.load_results` first. The table, CSV and JSON renderings are `report/scores.py`'s.
 
 normalized(raw, b) = max(raw - b, 0) / (1 - b) * 100, clipped per subtask (see `aggregate`).
 

@@ -353,3 +353,38 @@ def test_no_suite_benchmark_in_file(tmp_path, capsys):
     q = damaged(tmp_path, FULL, lambda d: d.update(results={k: v for k, v in d["results"].items()
                                                             if not k.startswith("leaderboard_")}))
     assert_error(capsys, q, str(q), "none of the leaderboard_v2 benchmarks")
+
+
+@pytest.mark.parametrize("name", sorted(LEADERBOARD))
+def test_typed_fields_read_from_genuine_files(name):
+    """The fields other stages used to dig out of the JSON by key come typed from the one reader:
+    n-shot, documents in each task, task configs (ModelResults) and the run-level fields
+    (ResultsMeta), equal to what the genuine lm-eval file says."""
+    from evalsuite.results.files import meta_of
+
+    path = fixture(name)
+    data = json.loads(path.read_text())
+    res = read_results_file(path)
+    leaves = [t for b in SUITE.benchmarks for t in b.leaf_tasks if t in res.metrics]
+    assert leaves and res.n_shot == {t: data["n-shot"][t] for t in leaves}
+    assert res.n_original == {t: data["n-samples"][t]["original"] for t in leaves}
+    assert all(res.n_original[t] > res.n_samples[t] == 2 for t in leaves if res.n_original[t] > 2)
+    assert res.configs == {t: data["configs"][t] for t in leaves}
+    meta = meta_of(data)
+    assert meta.config == data["config"] and meta.task_hashes == data.get("task_hashes", {})
+    assert meta.transformers_version == data.get("transformers_version") and meta.dtype == "float32"
+
+
+@pytest.mark.parametrize("config, dtype", [
+    ({"model_dtype": "torch.bfloat16"}, "bfloat16"),
+    ({"model_args": "pretrained=x,dtype=bfloat16,trust_remote_code=False"}, "bfloat16"),
+    ({"model_args": {"pretrained": "x", "dtype": "float16"}}, "float16"),
+    ({"model_args": "pretrained=x,dtype=auto"}, None),
+    ({"model_args": "pretrained=x"}, None),
+    ({}, None),
+])
+def test_results_dtype_rule(config, dtype):
+    from evalsuite.results.files import meta_of
+
+    assert meta_of({"config": config}).dtype == dtype
+    assert meta_of([]).dtype is None and meta_of({"config": "not a dict"}).config == {}
