@@ -111,6 +111,37 @@ def demo_run(tmp_path_factory) -> DemoRun:
     return DemoRun(demo_config(copy), reads)
 
 
+SMALL_BENCHMARKS = ["gpqa", "ifeval"]  # one loglikelihood benchmark, one generation benchmark
+
+
+def small_config(dest: Path, *, name: str = "small", results: Path | None = None, **replace: str) -> Path:
+    """`demo_config` cut to the smallest run that still has every kind of job: the demo's three
+    models (the merge, a plain parent, the chat-template parent) on GPQA + IFEval, one document
+    per task. Tests that start lm-eval themselves (kills, resume, the bare command) run it; their
+    jobs have the ids of `small_run`'s, which they copy in or compare with."""
+    return demo_config(dest, name=name, results=results, **{
+        "[ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": f"[{', '.join(SMALL_BENCHMARKS)}]",
+        "limit: 2 ": "limit: 1 ",
+        **replace,
+    })
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> DemoRun:
+    """`small_config`'s run (merge + 3 models x GPQA, IFEval through real lm-eval), once per
+    session (`shared_once`); each pytest-xdist worker gets its own copy. Its store is the
+    reference the kill-and-rerun tests compare with and copy finished jobs from."""
+
+    def build(folder: Path) -> None:
+        from evalsuite.cli.main import main
+
+        assert main(["run", "--all", "--config", str(small_config(folder)), "--quiet", "--no-report"]) == 0
+
+    folder, _ = shared_once(tmp_path_factory, "small", build)
+    copy = copy_shared(folder, tmp_path_factory.mktemp("small"))
+    return DemoRun(small_config(copy))
+
+
 NIGHTLY_BENCHMARKS = ["bbh", "gpqa"]
 
 

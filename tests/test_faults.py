@@ -1,10 +1,11 @@
 """SIGKILL at ten points of `evalsuite run --all` (real processes, real files, real lm-eval).
 
 Each case kills a run of the demo's merged candidate on GPQA (loglikelihood) and IFEval
-(generation) at one crash point of evalsuite/faults.py, checks that nothing half-written is visible
-(every stored job verifies, records parse, the history has no partial run, a merge folder is
-complete or absent), then re-runs without the fault: the re-run must finish and every number,
-sample and merged shard must equal an uninterrupted run's (same job ids = same settings).
+(generation), one document per task (`conftest.small_config`), at one crash point of
+evalsuite/faults.py, checks that nothing half-written is visible (every stored job verifies,
+records parse, the history has no partial run, a merge folder is complete or absent), then re-runs
+without the fault: the re-run must finish and every number, sample and merged shard must equal an
+uninterrupted run's (`small_run`, the session's shared run of the same settings: same job ids).
 
 The job that is not under test is copied from the uninterrupted run's store (a results folder
 that already holds a finished job is a normal state: another experiment may have run it). With
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import demo_config
+from conftest import SMALL_BENCHMARKS, small_config
 from evalsuite.faults import ENV, POINTS
 from evalsuite.schema import ExperimentRecord
 from evalsuite.results.store import Store
@@ -32,7 +33,7 @@ from evalsuite.results.store import Store
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-BENCHES = ["gpqa", "ifeval"]
+BENCHES = SMALL_BENCHMARKS
 
 # point -> the benchmark the killed run computes (the other one is copied in); None: both copied
 RUNS = {
@@ -102,38 +103,32 @@ def assert_nothing_half_written(results: Path, reports: Path, name: str) -> None
 
 
 @pytest.fixture(scope="module")
-def reference(demo_run, tmp_path_factory):
-    """The uninterrupted run of the fault config: its store and the candidate's job ids."""
-    from evalsuite.cli.main import main
-
-    folder = tmp_path_factory.mktemp("faults-reference")
-    assert main(["run", "--all", "--config", str(fault_config(folder, demo_run)), "--quiet", "--no-report"]) == 0
-    store = Store(folder / "results")
-    record = store.read_experiment("faults")
-    return demo_run, store, {b: record.jobs["tiny-merge"][b] for b in BENCHES}
+def reference(small_run):
+    """The uninterrupted run of the fault config's settings (the session's `small_run`): the run,
+    its store and the candidate's job ids."""
+    record = small_run.store.read_experiment(small_run.exp.name)
+    return small_run, small_run.store, {b: record.jobs["tiny-merge"][b] for b in BENCHES}
 
 
-def fault_config(tmp_path: Path, demo_run) -> Path:
-    """The demo candidate alone on GPQA + IFEval; its parents mapped to the demo's fixture models."""
+def fault_config(tmp_path: Path, small_run) -> Path:
+    """`small_run`'s settings for its candidate alone (experiment "faults"); the recipe's parents
+    mapped to the small run's fixture models."""
     from evalsuite.fixtures.tiny import build_demo_models
     from evalsuite.models.load import fixtures_root
 
-    parents = build_demo_models(fixtures_root(demo_run.exp))
+    parents = build_demo_models(fixtures_root(small_run.exp))
     local = "".join(f"  evalsuite-fixtures/{n}: {parents[n]}\n" for n in ("parent_a", "parent_b"))
-    return demo_config(
+    return small_config(
         tmp_path, name="faults",
-        **{
-            "[ifeval, bbh, math_hard, gpqa, musr, mmlu_pro]": "[gpqa, ifeval]",
-            "parents:\n  - fixture: parent_a\n  - fixture: parent_b\n    chat_template: true": f"local_models:\n{local}parents: []\n#",
-        },
+        **{"parents:\n  - fixture: parent_a\n  - fixture: parent_b\n    chat_template: true": f"local_models:\n{local}parents: []\n#"},
     )
 
 
 def kill_and_rerun(point: str, reference, tmp_path: Path) -> None:
     """One crash point: kill a run there, check nothing half-written is visible, re-run without the
     fault, check every number, sample and shard equals the uninterrupted run's."""
-    demo_run, ref_store, ref_jobs = reference
-    config = fault_config(tmp_path, demo_run)
+    small_run, ref_store, ref_jobs = reference
+    config = fault_config(tmp_path, small_run)
     results, reports = tmp_path / "results", tmp_path / "reports"
     for bench, job_id in ref_jobs.items():
         if bench != RUNS[point]:
@@ -158,7 +153,7 @@ def kill_and_rerun(point: str, reference, tmp_path: Path) -> None:
         assert metrics_and_samples(store, job_id) == metrics_and_samples(ref_store, job_id), bench
         if job_id in before:  # a job finished before the kill is reused, not recomputed
             assert (results / "jobs" / job_id / "job.json").stat().st_mtime_ns == before[job_id]
-    ours, theirs = results / "merged" / "tiny-merge", demo_run.store.root / "merged" / "tiny-merge"
+    ours, theirs = results / "merged" / "tiny-merge", ref_store.root / "merged" / "tiny-merge"
     shards = sorted(p.name for p in theirs.glob("*.safetensors"))
     assert shards and sorted(p.name for p in ours.glob("*.safetensors")) == shards
     for shard in shards:
@@ -196,19 +191,19 @@ def test_sigkill_then_rerun_gives_identical_results(point, crash_cases):
         raise error
 
 
-def test_jobs_whose_model_path_differs_score_as_one_model(demo_run, tmp_path):
+def test_jobs_whose_model_path_differs_score_as_one_model(small_run, tmp_path):
     """A job reused from another results folder (or from before the folder was moved) names the
     model by its old path; the run's scores and report still treat the jobs as one model."""
     from evalsuite.results.files import load_results, load_results_as
     from evalsuite.score import score_model, score_paths
 
-    record = demo_run.store.read_experiment(demo_run.exp.name)
+    record = small_run.store.read_experiment(small_run.exp.name)
     files = []
     for bench in BENCHES:
-        rec = demo_run.store.finished_job(record.jobs["tiny-merge"][bench])
+        rec = small_run.store.finished_job(record.jobs["tiny-merge"][bench])
         dest = tmp_path / bench / "results.json"
         dest.parent.mkdir()
-        shutil.copyfile(demo_run.store.results_path(rec), dest)
+        shutil.copyfile(small_run.store.results_path(rec), dest)
         files.append(dest)
     expected = score_paths(files)
     assert len(expected) == 1
@@ -224,8 +219,8 @@ def test_jobs_whose_model_path_differs_score_as_one_model(demo_run, tmp_path):
 def test_a_corrupt_request_cache_is_dropped_and_the_job_recomputed(reference, tmp_path):
     """lm-eval's request cache of an unfinished job is torn (a crash or disk error mid-write):
     evalsuite drops it instead of letting lm-eval trust or trip over it."""
-    demo_run, ref_store, ref_jobs = reference
-    config = fault_config(tmp_path, demo_run)
+    small_run, ref_store, ref_jobs = reference
+    config = fault_config(tmp_path, small_run)
     results = tmp_path / "results"
     shutil.copytree(ref_store.job_dir(ref_jobs["ifeval"]), results / "jobs" / ref_jobs["ifeval"])
     process = ref_store.finished_job(ref_jobs["gpqa"]).process  # the request cache is the lm-eval process's

@@ -1,5 +1,6 @@
 """The demo path end to end through the real lm-eval on CPU (no mocks): 3 tiny models x 6
-benchmarks over the shipped fixture mirror, reproducible bare commands, reuse, kill + resume."""
+benchmarks over the shipped fixture mirror, reuse; reproducible bare commands and kill + resume
+on the smallest run with every kind of job (`conftest.small_run`: the same 3 models, 2 benchmarks)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from evalsuite.cli.main import main
 from evalsuite.schema import JobRecord
 from evalsuite.results.store import Store
-from conftest import demo_config
+from conftest import SMALL_BENCHMARKS, demo_config, small_config
 
 pytestmark = pytest.mark.slow
 
@@ -55,14 +56,15 @@ def test_demo_runs_all_jobs_of_three_models_and_six_benchmarks(demo_run):
     assert b_results.get("fewshot_as_multiturn") is True
 
 
-def test_recorded_bare_command_reproduces_stored_metrics(demo_run, tmp_path):
+def test_recorded_bare_command_reproduces_stored_metrics(small_run, tmp_path):
     """Two jobs' `command.sh` (the stock CLI in a fresh interpreter, as a user would run it), both at
-    once (one per core), give the numbers evalsuite stored (computed by a warm-started child)."""
-    store = demo_run.store
-    record = store.read_experiment(demo_run.exp.name)
+    once (one per core), give the numbers evalsuite stored (computed by a warm-started child): the
+    chat-template parent's and the merge's."""
+    store = small_run.store
+    record = store.read_experiment(small_run.exp.name)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     runs = []
-    for model, bench in [("tiny-parent_b", "musr"), ("tiny-merge", "ifeval")]:
+    for model, bench in [("tiny-parent_b", "gpqa"), ("tiny-merge", "ifeval")]:
         rec = store.finished_job(record.jobs[model][bench])
         assert rec.start == "warm"  # evalsuite forked it from its zygote; the script starts afresh
         out = tmp_path / f"{model}-{bench}"
@@ -130,18 +132,20 @@ def test_second_experiment_sharing_a_parent_evaluates_it_once(demo_run, tmp_path
     assert rec.jobs["tiny-parent_a"] == first.jobs["tiny-parent_a"]
 
 
-def test_sigkill_midway_then_rerun_gives_identical_results(demo_run, tmp_path):
-    """Kill `evalsuite run --all` after some jobs finished (the first model's lm-eval process: its six
-    jobs); the re-run recomputes only the rest, and every number equals the uninterrupted demo run's
-    (same job ids = same settings). One parent's six jobs are the demo's, copied in (a results folder
-    that already holds finished jobs is a normal state): the killed run computes the other two models."""
+def test_sigkill_midway_then_rerun_gives_identical_results(small_run, tmp_path):
+    """Kill `evalsuite run --all` after some jobs finished (the first model's lm-eval process: its
+    jobs); the re-run recomputes only the rest, and every number equals the uninterrupted run's
+    (`small_run`: same job ids = same settings). One parent's jobs are the small run's, copied in (a
+    results folder that already holds finished jobs is a normal state): the killed run computes the
+    other two models, one lm-eval process at a time (so that one finishes while the other runs)."""
     import shutil
 
-    store = demo_run.store
+    store = small_run.store
+    per_model = len(SMALL_BENCHMARKS)
     results = tmp_path / "results"
-    config = demo_config(tmp_path, name="killed")
+    config = small_config(tmp_path, name="killed", **{"  workers: 2 ": "  workers: 1 "})
     jobs = results / "jobs"
-    copied = set(store.read_experiment(demo_run.exp.name).jobs["tiny-parent_a"].values())
+    copied = set(store.read_experiment(small_run.exp.name).jobs["tiny-parent_a"].values())
     for job_id in copied:
         shutil.copytree(store.job_dir(job_id), jobs / job_id)
     cmd = [sys.executable, "-m", "evalsuite.cli.main", "run", "--all", "--config", str(config), "--quiet"]
@@ -149,19 +153,19 @@ def test_sigkill_midway_then_rerun_gives_identical_results(demo_run, tmp_path):
     deadline = time.time() + 600
     while time.time() < deadline:
         done = [p for p in jobs.glob("*--*") if not p.name.startswith(".") and p.name not in copied]
-        if len(done) >= 6:
+        if len(done) >= per_model:
             break
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished_before = {p.name: JobRecord.model_validate_json((p / "job.json").read_text()).finished for p in jobs.glob("*--*") if not p.name.startswith(".")}
-    assert 6 <= len(set(finished_before) - copied) < 12 and copied <= set(finished_before)
+    assert per_model <= len(set(finished_before) - copied) < 2 * per_model and copied <= set(finished_before)
     time.sleep(1)  # the orphaned lm_eval child (if any) has been killed with its parent
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     rerun = Store(results)
     rec = rerun.read_experiment("killed")
     all_jobs = [j for per in rec.jobs.values() for j in per.values()]
-    assert len(all_jobs) == 18 and copied <= set(all_jobs)
+    assert len(all_jobs) == 3 * per_model and copied <= set(all_jobs)
     for job_id in all_jobs:
         r = rerun.finished_job(job_id)
         if job_id in finished_before:
@@ -170,7 +174,7 @@ def test_sigkill_midway_then_rerun_gives_identical_results(demo_run, tmp_path):
         if reference is None:  # say which part of the identity differs
             twin = next(p for p in store.jobs_dir.iterdir() if p.name.rsplit("--", 1)[0] == job_id.rsplit("--", 1)[0])
             a, b = r.identity, json.loads((twin / "job.json").read_text())["identity"]
-            pytest.fail(f"job id differs from the demo run's: { {k: (a.get(k), b.get(k)) for k in a if a.get(k) != b.get(k)} }")
+            pytest.fail(f"job id differs from the small run's: { {k: (a.get(k), b.get(k)) for k in a if a.get(k) != b.get(k)} }")
         assert metrics_of(rerun.results_path(r)) == metrics_of(store.results_path(reference))
     assert not list(jobs.glob(".tmp-*")), "nothing half-written may remain"
 
