@@ -13,10 +13,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def _commands():
-    from evalsuite.cli.main import _register, app
+    from evalsuite.cli.main import command
 
-    _register()
-    return typer.main.get_command(app)
+    return command()
 
 
 def _walk(group, path=()):

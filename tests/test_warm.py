@@ -1,6 +1,6 @@
 """Warm starts (evalsuite/run/warm.py): what a zygote may import, when it refuses, and that the
 executor then starts a fresh process and says so. That a warm child computes exactly what a fresh
-stock `lm_eval` computes is shown end to end: every demo job is run warm, and
+stock `lm_eval` computes is shown end to end: every job of the tests' shared runs is run warm, and
 tests/test_run_e2e.py::test_recorded_bare_command_reproduces_stored_metrics re-runs two of them with
 their `command.sh` (a fresh interpreter, the stock CLI) and gets the stored numbers."""
 
