@@ -278,22 +278,26 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     )
     if os.environ.get("EVALSUITE_TEST_COUNTS"):
         counts["seconds_by_file"] = {f: round(t, 1) for f, t in _FILE_SECONDS.most_common()}
+        counts["slowest"] = [[round(t, 1), *key] for key, t in _TEST_SECONDS.most_common(30)]  # as --durations=30
         Path(os.environ["EVALSUITE_TEST_COUNTS"]).write_text(json.dumps(counts, indent=1))
 
 
 _FILE_SECONDS: "collections.Counter[str]" = collections.Counter()
+_TEST_SECONDS: "collections.Counter[tuple[str, str]]" = collections.Counter()
 
 
 def pytest_runtest_logreport(report):
     """Each test file's time (setup, call and teardown of its tests, module fixtures included):
-    EVALSUITE_TEST_COUNTS's `seconds_by_file`, from which FILE_SECONDS below is taken."""
+    EVALSUITE_TEST_COUNTS's `seconds_by_file`, from which FILE_SECONDS below is taken; and each
+    phase of each test, its `slowest` (what `--durations=30` prints)."""
     _FILE_SECONDS[report.nodeid.split("::")[0].rsplit("/", 1)[-1]] += report.duration
+    _TEST_SECONDS[report.when, report.nodeid] += report.duration
 
 
 # Tests that start lm-eval (directly or through the session's shared runs) are `slow`: the fast tier
 # is `pytest -m "not slow"`. A test is marked here when it uses a fixture that runs lm-eval; tests
 # that start lm-eval themselves carry the mark in their module.
-E2E_FIXTURES = {"demo_run", "nightly_demo"}
+E2E_FIXTURES = {"demo_run", "nightly_demo", "small_run"}
 # fixtures that reach a shared run through request.getfixturevalue (invisible to `fixturenames`)
 E2E_DYNAMIC = {("test_report.py", "demo")}
 
